@@ -1,0 +1,112 @@
+"""Per-operation QPS limits of IoT Platform and the client-side rate limiter.
+
+The limits are per Alibaba Cloud account (shared by its RAM users, processes and
+machines), so the limiter is keyed by AccessKeyId and operation. The server counts
+requests in a strict one-second sliding window; the limiter keeps the send times of
+the last ``qps`` requests and lets a new one go only when the oldest of them is more
+than one window (plus a safety margin for network jitter) in the past.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
+
+import anyio
+
+__all__ = [
+    "DEFAULT_QPS",
+    "QPS_LIMITS",
+    "Clock",
+    "Limiter",
+    "SlidingWindowLimiter",
+    "qps_for",
+]
+
+#: Documented per-account QPS of every operation the project calls.
+QPS_LIMITS: Mapping[str, int] = {
+    "BatchCheckDeviceNames": 10,
+    "BatchRegisterDeviceWithApplyId": 500,
+    "BatchRegisterDevice": 10,
+    "QueryBatchRegisterDeviceStatus": 30,
+    "QueryPageByApplyId": 50,
+    "ImportDevice": 50,
+    "CreateProduct": 50,
+    "QueryProduct": 50,
+    "RegisterDevice": 30,
+    "QueryDeviceDetail": 50,
+    "BatchQueryDeviceDetail": 5,
+    "DeleteDevice": 50,
+}
+
+#: Limit assumed for an operation missing from the table (the most common figure).
+DEFAULT_QPS = 50
+
+
+def qps_for(operation: str, scale: float = 1.0) -> int:
+    """The limit of ``operation``, multiplied by ``scale`` (never below 1)."""
+    return max(1, int(QPS_LIMITS.get(operation, DEFAULT_QPS) * scale))
+
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Limiter(Protocol):
+    """What the client needs from a rate limiter: wait until ``operation`` may be sent."""
+
+    async def acquire(self, operation: str) -> None: ...
+
+
+class SlidingWindowLimiter:
+    """In-process limiter: at most ``qps`` sends of an operation in any window.
+
+    ``margin`` widens the window to absorb jitter between our clock and the server's
+    arrival times; ``scale`` multiplies every limit (for an emulator started with
+    ``--qps-scale``). ``clock`` and ``sleep`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        access_key_id: str,
+        *,
+        scale: float = 1.0,
+        window: float = 1.0,
+        margin: float = 0.05,
+        limits: Mapping[str, int] | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        self.access_key_id = access_key_id
+        self._scale = scale
+        self._span = window + margin
+        self._limits = dict(limits) if limits is not None else None
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: dict[str, deque[float]] = {}
+        self._locks: dict[str, anyio.Lock] = {}
+
+    def limit(self, operation: str) -> int:
+        if self._limits is not None and operation in self._limits:
+            return max(1, int(self._limits[operation] * self._scale))
+        return qps_for(operation, self._scale)
+
+    async def acquire(self, operation: str) -> None:
+        lock = self._locks.get(operation)
+        if lock is None:
+            lock = self._locks[operation] = anyio.Lock()
+            self._sent[operation] = deque()
+        sent = self._sent[operation]
+        limit = self.limit(operation)
+        # One waiter at a time per operation keeps the order fair (FIFO on the lock).
+        async with lock:
+            while True:
+                now = self._clock()
+                while sent and now - sent[0] >= self._span:
+                    sent.popleft()
+                if len(sent) < limit:
+                    sent.append(now)
+                    return
+                await self._sleep(self._span - (now - sent[0]))

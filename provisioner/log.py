@@ -1,0 +1,74 @@
+"""structlog set-up: console lines on a TTY, JSON lines for machines, secrets redacted.
+
+Events are named (``run.chunk_checked``) and carry key/value fields. Whatever a caller
+passes, the redaction processor replaces the value of any field whose name looks like
+a secret, so a mistake elsewhere cannot write a DeviceSecret or AccessKey secret to a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+
+__all__ = ["LogFormat", "configure_logging", "redact_secrets"]
+
+LogFormat = Literal["console", "json"]
+
+_SECRET_KEYS = frozenset(
+    {
+        "devicesecret",
+        "device_secret",
+        "secret",
+        "access_key_secret",
+        "accesskeysecret",
+        "productsecret",
+        "product_secret",
+        "signature",
+        "authorization",
+        "passphrase",
+        "password",
+        "identity",
+    }
+)
+REDACTED = "[redacted]"
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: blank the value of every field named like a secret."""
+    for key in list(event_dict):
+        if key.lower() in _SECRET_KEYS:
+            event_dict[key] = REDACTED
+    return event_dict
+
+
+def configure_logging(
+    fmt: LogFormat | None = None, *, level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
+    """Configure structlog for the process. ``fmt=None`` picks console on a TTY, else JSON."""
+    out = stream if stream is not None else sys.stderr
+    if fmt is None:
+        fmt = "console" if out.isatty() else "json"
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )

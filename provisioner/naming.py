@@ -1,0 +1,117 @@
+"""IoT Platform naming rules, as pure functions and as the regular expressions behind them.
+
+One rule per field, decided where the reference disagrees with itself:
+
+* DeviceName: 4-32 characters of ``A-Z a-z 0-9 - _ @ . :``.
+* Nickname (alias): letters, digits, ``_`` and Chinese characters; a Chinese
+  character counts as two. 4-64 counted characters for BatchCheckDeviceNames and
+  RegisterDevice, 1-64 for ImportDevice (``min_length=1``).
+* DeviceSecret (ImportDevice): 1-32 characters of ``A-Z a-z 0-9 - _ @ . :``.
+* Sn (ImportDevice): 1-64 characters of letters, digits and ``_``.
+* ProductName: 4-30 counted characters of letters, digits, ``_`` and Chinese characters
+  (two each).
+
+Each checker returns ``None`` for a valid value or a short reason a person understands.
+The patterns are shared with the vectorised validation of input files and with the
+emulator, so client and emulator cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "CJK_CHARS",
+    "DEVICE_NAME_CHARS",
+    "DEVICE_NAME_MAX",
+    "DEVICE_NAME_MIN",
+    "DEVICE_NAME_PATTERN",
+    "NICKNAME_MAX",
+    "NICKNAME_MIN",
+    "counted_length",
+    "device_name_problem",
+    "device_secret_problem",
+    "nickname_problem",
+    "product_name_problem",
+    "sn_problem",
+]
+
+DEVICE_NAME_MIN = 4
+DEVICE_NAME_MAX = 32
+DEVICE_NAME_CHARS = r"A-Za-z0-9\-_@.:"
+DEVICE_NAME_PATTERN = rf"^[{DEVICE_NAME_CHARS}]{{{DEVICE_NAME_MIN},{DEVICE_NAME_MAX}}}$"
+
+NICKNAME_MIN = 4
+NICKNAME_MAX = 64
+#: CJK Unified Ideographs (the basic block), counted as two characters each.
+CJK_CHARS = "\u4e00-\u9fff"
+
+_DEVICE_NAME_RE = re.compile(DEVICE_NAME_PATTERN)
+_DEVICE_NAME_BAD_CHAR = re.compile(rf"[^{DEVICE_NAME_CHARS}]")
+_WORD_CJK_RE = re.compile(rf"^[A-Za-z0-9_{CJK_CHARS}]*$")
+_WORD_RE = re.compile(r"^[A-Za-z0-9_]*$")
+_CJK_RE = re.compile(f"[{CJK_CHARS}]")
+
+
+def counted_length(value: str) -> int:
+    """Length as IoT Platform counts it: a Chinese character counts as two."""
+    return len(value) + len(_CJK_RE.findall(value))
+
+
+def _first_bad(value: str, bad: re.Pattern[str]) -> str:
+    match = bad.search(value)
+    return repr(match.group(0)) if match else "?"
+
+
+def device_name_problem(value: str) -> str | None:
+    if _DEVICE_NAME_RE.match(value):
+        return None
+    if not value:
+        return "DeviceName is empty"
+    if not DEVICE_NAME_MIN <= len(value) <= DEVICE_NAME_MAX:
+        return (
+            f"DeviceName must be {DEVICE_NAME_MIN}-{DEVICE_NAME_MAX} characters, got {len(value)}"
+        )
+    return (
+        f"DeviceName has a character outside A-Z a-z 0-9 - _ @ . : "
+        f"({_first_bad(value, _DEVICE_NAME_BAD_CHAR)})"
+    )
+
+
+def nickname_problem(value: str, *, min_length: int = NICKNAME_MIN) -> str | None:
+    if not _WORD_CJK_RE.match(value):
+        bad = next(c for c in value if not _WORD_CJK_RE.match(c))
+        return (
+            "Nickname may hold only letters, digits, _ and Chinese characters "
+            f"({bad!r} is not allowed)"
+        )
+    n = counted_length(value)
+    if not min_length <= n <= NICKNAME_MAX:
+        return f"Nickname must be {min_length}-{NICKNAME_MAX} characters (Chinese count 2), got {n}"
+    return None
+
+
+def device_secret_problem(value: str) -> str | None:
+    # The reason never repeats the value: it is a secret.
+    if not 1 <= len(value) <= 32:
+        return f"DeviceSecret must be 1-32 characters, got {len(value)}"
+    if _DEVICE_NAME_BAD_CHAR.search(value):
+        return "DeviceSecret has a character outside A-Z a-z 0-9 - _ @ . :"
+    return None
+
+
+def sn_problem(value: str) -> str | None:
+    if not 1 <= len(value) <= 64:
+        return f"Sn must be 1-64 characters, got {len(value)}"
+    if not _WORD_RE.match(value):
+        return "Sn may hold only letters, digits and _"
+    return None
+
+
+def product_name_problem(value: str) -> str | None:
+    if not _WORD_CJK_RE.match(value):
+        return "ProductName may hold only letters, digits, _ and Chinese characters"
+    n = counted_length(value)
+    if not 4 <= n <= 30:
+        return f"ProductName must be 4-30 characters (Chinese count 2), got {n}"
+    return None
