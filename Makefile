@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: install
-	$(BIN)/ruff check provisioner tests benchmarks
-	$(BIN)/ruff format --check provisioner tests benchmarks
+	$(BIN)/ruff check provisioner tests benchmarks scripts
+	$(BIN)/ruff format --check provisioner tests benchmarks scripts
 
 typecheck: install
 	$(BIN)/mypy

@@ -47,11 +47,28 @@ def redact_secrets(
     return event_dict
 
 
+class _Stderr:
+    """Writes to whatever ``sys.stderr`` is at the time of the write.
+
+    Binding the stream object at configuration time would keep writing to a stream
+    that a test runner or a redirect has since replaced and closed.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     fmt: LogFormat | None = None, *, level: int = logging.INFO, stream: TextIO | None = None
 ) -> None:
     """Configure structlog for the process. ``fmt=None`` picks console on a TTY, else JSON."""
-    out = stream if stream is not None else sys.stderr
+    out: Any = stream if stream is not None else _Stderr()
     if fmt is None:
         fmt = "console" if out.isatty() else "json"
     renderer: Any

@@ -46,10 +46,10 @@ NICKNAME_MAX = 64
 #: CJK Unified Ideographs (the basic block), counted as two characters each.
 CJK_CHARS = "\u4e00-\u9fff"
 
-_DEVICE_NAME_RE = re.compile(DEVICE_NAME_PATTERN)
+_DEVICE_NAME_RE = re.compile(rf"[{DEVICE_NAME_CHARS}]{{{DEVICE_NAME_MIN},{DEVICE_NAME_MAX}}}")
 _DEVICE_NAME_BAD_CHAR = re.compile(rf"[^{DEVICE_NAME_CHARS}]")
-_WORD_CJK_RE = re.compile(rf"^[A-Za-z0-9_{CJK_CHARS}]*$")
-_WORD_RE = re.compile(r"^[A-Za-z0-9_]*$")
+_WORD_CJK_RE = re.compile(rf"[A-Za-z0-9_{CJK_CHARS}]*")
+_WORD_RE = re.compile(r"[A-Za-z0-9_]*")
 _CJK_RE = re.compile(f"[{CJK_CHARS}]")
 
 
@@ -64,7 +64,7 @@ def _first_bad(value: str, bad: re.Pattern[str]) -> str:
 
 
 def device_name_problem(value: str) -> str | None:
-    if _DEVICE_NAME_RE.match(value):
+    if _DEVICE_NAME_RE.fullmatch(value):
         return None
     if not value:
         return "DeviceName is empty"
@@ -79,8 +79,9 @@ def device_name_problem(value: str) -> str | None:
 
 
 def nickname_problem(value: str, *, min_length: int = NICKNAME_MIN) -> str | None:
-    if not _WORD_CJK_RE.match(value):
-        bad = next(c for c in value if not _WORD_CJK_RE.match(c))
+    # fullmatch, not match: "$" would let a trailing newline through.
+    if not _WORD_CJK_RE.fullmatch(value):
+        bad = next(c for c in value if not _WORD_CJK_RE.fullmatch(c))
         return (
             "Nickname may hold only letters, digits, _ and Chinese characters "
             f"({bad!r} is not allowed)"
@@ -103,13 +104,13 @@ def device_secret_problem(value: str) -> str | None:
 def sn_problem(value: str) -> str | None:
     if not 1 <= len(value) <= 64:
         return f"Sn must be 1-64 characters, got {len(value)}"
-    if not _WORD_RE.match(value):
+    if not _WORD_RE.fullmatch(value):
         return "Sn may hold only letters, digits and _"
     return None
 
 
 def product_name_problem(value: str) -> str | None:
-    if not _WORD_CJK_RE.match(value):
+    if not _WORD_CJK_RE.fullmatch(value):
         return "ProductName may hold only letters, digits, _ and Chinese characters"
     n = counted_length(value)
     if not 4 <= n <= 30:

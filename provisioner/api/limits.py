@@ -2,15 +2,14 @@
 
 The limits are per Alibaba Cloud account (shared by its RAM users, processes and
 machines), so the limiter is keyed by AccessKeyId and operation. The server counts
-requests in a strict one-second sliding window; the limiter keeps the send times of
-the last ``qps`` requests and lets a new one go only when the oldest of them is more
-than one window (plus a safety margin for network jitter) in the past.
+requests in a strict one-second sliding window; the limiter paces the sends of each
+operation evenly so that no window, widened by a safety margin, holds more than the
+limit.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
@@ -63,9 +62,15 @@ class Limiter(Protocol):
 class SlidingWindowLimiter:
     """In-process limiter: at most ``qps`` sends of an operation in any window.
 
-    ``margin`` widens the window to absorb jitter between our clock and the server's
-    arrival times; ``scale`` multiplies every limit (for an emulator started with
-    ``--qps-scale``). ``clock`` and ``sleep`` are injectable for tests.
+    Sends are paced evenly, one every ``(window + margin) / qps`` seconds, rather than
+    let out in bursts of ``qps``: a burst queues up inside the client (signing, the
+    connection pool, the event loop), and that queueing reaches the server as arrival
+    jitter that a burst-then-wait limiter has no slack for. Evenly paced sends keep
+    each window under the limit however the requests of a burst are reordered, at the
+    same throughput. ``margin`` widens the window for the jitter that remains.
+
+    ``scale`` multiplies every limit (for an emulator started with ``--qps-scale``);
+    ``clock`` and ``sleep`` are injectable for tests.
     """
 
     def __init__(
@@ -85,7 +90,7 @@ class SlidingWindowLimiter:
         self._limits = dict(limits) if limits is not None else None
         self._clock = clock
         self._sleep = sleep
-        self._sent: dict[str, deque[float]] = {}
+        self._next: dict[str, float] = {}
         self._locks: dict[str, anyio.Lock] = {}
 
     def limit(self, operation: str) -> int:
@@ -97,16 +102,12 @@ class SlidingWindowLimiter:
         lock = self._locks.get(operation)
         if lock is None:
             lock = self._locks[operation] = anyio.Lock()
-            self._sent[operation] = deque()
-        sent = self._sent[operation]
-        limit = self.limit(operation)
+        interval = self._span / self.limit(operation)
         # One waiter at a time per operation keeps the order fair (FIFO on the lock).
         async with lock:
-            while True:
-                now = self._clock()
-                while sent and now - sent[0] >= self._span:
-                    sent.popleft()
-                if len(sent) < limit:
-                    sent.append(now)
-                    return
-                await self._sleep(self._span - (now - sent[0]))
+            now = self._clock()
+            due = self._next.get(operation, now)
+            if due > now:
+                await self._sleep(due - now)
+                now = max(self._clock(), due)
+            self._next[operation] = now + interval

@@ -1,0 +1,90 @@
+"""The ``provisioner`` command line: options -> settings -> one library call -> exit code.
+
+Each command only turns options into settings, calls one library function and turns
+its result or error into a message and an exit code (see ``errors.py`` for the codes).
+No command prints a traceback for an error an operator can cause.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from provisioner import __version__
+from provisioner.commands.keys import decrypt_command, keygen_command
+from provisioner.commands.validate import validate_command
+from provisioner.emulator.cli import emulator_command
+from provisioner.errors import EXIT_FAILED, ProvisionerError
+from provisioner.log import configure_logging
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="provisioner",
+    help="Bulk device provisioning for Alibaba Cloud IoT Platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Rich tracebacks show local variables, which may hold secrets: never enable them.
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"provisioner {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Bulk device provisioning for Alibaba Cloud IoT Platform.
+
+    Exit codes: 0 done; 1 failed, can be resumed; 2 usage error; 3 input rejected,
+    nothing sent; 4 finished, but some devices were not provisioned.
+    """
+    # Logs go to stderr (console on a TTY, JSON otherwise); commands may reconfigure.
+    configure_logging()
+
+
+app.command(
+    "validate",
+    help="Check an input file against the naming rules; no network. Exit 0 all valid, 3 otherwise.",
+)(validate_command)
+app.command(
+    "keygen",
+    help="Create an age identity file (mode 0600) and print its recipient (age1...).",
+)(keygen_command)
+app.command(
+    "decrypt",
+    help="Decrypt an output file with an identity or passphrase; to stdout unless --out.",
+)(decrypt_command)
+app.command(
+    "emulator",
+    help="Serve a local emulator of the IoT Platform API (for rehearsals and tests).",
+)(emulator_command)
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turn library errors into exit codes."""
+    try:
+        app(standalone_mode=True)
+    except ProvisionerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("PROVISIONER_DEBUG"):
+            raise
+        typer.echo(
+            f"internal error: {type(exc).__name__}; set PROVISIONER_DEBUG=1 to see the traceback",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)

@@ -1,0 +1,1 @@
+"""Library functions behind the CLI commands, and the Typer command functions themselves."""
