@@ -14,6 +14,7 @@ import typer
 
 from provisioner import __version__
 from provisioner.commands.keys import decrypt_command, keygen_command
+from provisioner.commands.run import export_command, resume_command, run_command, status_command
 from provisioner.commands.validate import validate_command
 from provisioner.emulator.cli import emulator_command
 from provisioner.errors import EXIT_FAILED, ProvisionerError
@@ -56,6 +57,16 @@ app.command(
     "validate",
     help="Check an input file against the naming rules; no network. Exit 0 all valid, 3 otherwise.",
 )(validate_command)
+app.command(
+    "run",
+    help="Provision the devices of an input file; write their credentials encrypted.",
+)(run_command)
+app.command("resume", help="Resume an unfinished run by its id.")(resume_command)
+app.command("status", help="List runs, or show one run's chunks and states.")(status_command)
+app.command(
+    "export",
+    help="Re-export the credentials of an existing application into an encrypted file.",
+)(export_command)
 app.command(
     "keygen",
     help="Create an age identity file (mode 0600) and print its recipient (age1...).",

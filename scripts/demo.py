@@ -1,16 +1,18 @@
 """`make run`: the main job end to end on the built-in emulator, in one command.
 
 Starts `provisioner emulator` as a real process on a free port, creates a product,
-registers the devices of sample_data/devices.csv through the custom-name flow with our
-client, and shows the first credentials with their secrets masked. Everything it
-writes goes to demo-output/.
+makes an age identity, runs `provisioner run` on sample_data/devices.csv, decrypts the
+output and shows the first rows with their secrets masked. Everything it writes goes
+to demo-output/ (start again from scratch with `make clean` or by deleting it).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "demo-output"
 SAMPLE = ROOT / "sample_data" / "devices.csv"
 KEY_ID, KEY_SECRET = "demo-key", "demo-secret-not-for-production"
+CLI = [sys.executable, "-m", "provisioner"]
 
 
 def _free_port() -> int:
@@ -49,70 +52,79 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     sys.exit("the emulator did not come up within 20 s")
 
 
-def _mask(secret: str) -> str:
-    return secret[:3] + "*" * (len(secret) - 3)
+async def _create_product(env: dict[str, str]) -> str:
+    async with IotClient(load_api_settings(env=env)) as client:
+        return (await client.create_product("demo_product", 0)).product_key
 
 
-async def _flow(env: dict[str, str]) -> None:
-    with SAMPLE.open(newline="", encoding="utf-8") as fh:
-        rows = [(r["DeviceName"], r.get("Nickname") or None) for r in csv.DictReader(fh)]
-    settings = load_api_settings(env=env)
-    async with IotClient(settings) as client:
-        product = await client.create_product("demo_product", 0)
-        pk = product.product_key
-        print(f"created product {pk}")
-        check = await client.batch_check_device_names(pk, rows)
-        while (
-            await client.query_batch_register_device_status(pk, check.apply_id)
-        ).status == "CHECK":
-            await anyio.sleep(0.2)
-        await client.batch_register_device_with_apply_id(pk, check.apply_id)
-        while (
-            await client.query_batch_register_device_status(pk, check.apply_id)
-        ).status == "CREATE":
-            await anyio.sleep(0.2)
-        first = await client.query_page_by_apply_id(check.apply_id, 1, page_size=50)
-        print(f"application {check.apply_id}: {first.total} devices created")
-        for device in first.devices[:5]:
-            print(f"  {device.device_name:<24} {_mask(device.device_secret)}  {device.iot_id}")
+def _step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
 
 
 def main() -> None:
     configure_logging(level=logging.WARNING)
-    OUT.mkdir(exist_ok=True)
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID,
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
+        "PROVISIONER_ENDPOINT": url,
+        "PROVISIONER_JOURNAL": str(OUT / "journal.sqlite3"),
+    }
     log = (OUT / "emulator.log").open("wb")
     emulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "provisioner",
-            "emulator",
-            "--port",
-            str(port),
-            "--access-key-id",
-            KEY_ID,
-            "--access-key-secret",
-            KEY_SECRET,
-            "--check-seconds",
-            "0.5",
-            "--create-seconds",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+        [*CLI, "emulator", "--port", str(port), "--access-key-id", KEY_ID,
+         "--access-key-secret", KEY_SECRET, "--check-seconds", "1", "--create-seconds", "2"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
     try:
         _wait_until_up(url, emulator)
-        print(f"emulator listening on {url} (log: {OUT / 'emulator.log'})")
-        env = {
-            **os.environ,
-            "ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID,
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
-            "PROVISIONER_ENDPOINT": url,
-        }
-        anyio.run(_flow, env)
+        _step(f"emulator listening on {url}")
+        pk = anyio.run(_create_product, env)
+        print(f"created product {pk}")
+
+        _step("provisioner keygen")
+        identity = OUT / "station.key"
+        recipient = subprocess.run(
+            [*CLI, "keygen", "--out", str(identity)],
+            env=env, check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        print(f"identity {identity} -> recipient {recipient}")
+
+        _step(f"provisioner run {SAMPLE.relative_to(ROOT)}")
+        out = OUT / "credentials.csv.age"
+        run = subprocess.run(
+            [*CLI, "run", str(SAMPLE), "--product-key", pk, "--out", str(out),
+             "--recipient", recipient],
+            env=env, check=False,
+        )  # fmt: skip
+        if run.returncode != 0:
+            sys.exit(f"provisioner run exited {run.returncode}")
+
+        _step("provisioner decrypt (secrets masked)")
+        plain = subprocess.run(
+            [*CLI, "decrypt", str(out), "--identity", str(identity)],
+            env=env, check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        rows = list(csv.DictReader(io.StringIO(plain)))
+        for row in rows[:5]:
+            secret = row["DeviceSecret"]
+            row["DeviceSecret"] = secret[:3] + "*" * (len(secret) - 3)
+            print("  " + ",".join(row.values()))
+        print(f"  ... {len(rows)} devices in all")
+
+        _step("where everything is")
+        for label, path in [
+            ("encrypted credentials", out),
+            ("report", Path(f"{out}.report.json")),
+            ("identity (keep it safe)", identity),
+            ("journal", OUT / "journal.sqlite3"),
+            ("emulator log", OUT / "emulator.log"),
+        ]:
+            print(f"  {label:<24} {path.relative_to(ROOT)}")
     finally:
         emulator.terminate()
         emulator.wait(10)

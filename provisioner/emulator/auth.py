@@ -133,9 +133,9 @@ def split_params(
 
 def _format(params: Mapping[str, str], scheme: Scheme) -> ResponseFormat:
     wanted = params.get("Format", "").strip().upper()
-    if wanted in ("JSON", "XML"):
-        return wanted  # type: ignore[return-value]
-    return "JSON" if scheme == "V3" else "XML"
+    if wanted == "JSON" or (wanted != "XML" and scheme == "V3"):
+        return "JSON"
+    return "XML"
 
 
 def parse_request(

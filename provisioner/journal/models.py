@@ -1,0 +1,138 @@
+"""Records read from the journal, and the state machine of an application (pure).
+
+An application goes through::
+
+    PLANNED -> INTENT_CHECK -> CHECK -> CHECK_SUCCESS -> INTENT_CREATE -> CREATE
+                  |  |           |                          |              |
+                  |  |           +-> CHECK_FAILED           +--------------+
+                  |  +-> CHECK_FAILED                       |
+                  +-> SPLIT                                 +-> CREATE_SUCCESS -> DONE
+                                                            +-> CREATE_FAILED  -> DONE
+
+* ``INTENT_*`` is written before the call that creates something on the server
+  (BatchCheckDeviceNames, BatchRegisterDeviceWithApplyId), the result and the next
+  state after it, each in one transaction.
+* ``SPLIT``: the server answered ``iot.device.DeviceCountExceeded``; the names went
+  to two new applications.
+* ``CHECK_FAILED`` from ``INTENT_CHECK``: BatchCheckDeviceNames refused some names
+  outright (malformed); they are rejected and the rest went to a new application.
+* ``DONE``: every page was exported by the process that wrote it. Export restarts
+  from the beginning in a new process (secrets are never journaled), so ``DONE`` is
+  read like ``CREATE_SUCCESS`` on resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "ACTIVE_STATES",
+    "EXPORTABLE_STATES",
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "AppRecord",
+    "AppState",
+    "DeviceRecord",
+    "DeviceState",
+    "Lease",
+    "RunRecord",
+    "RunStatus",
+    "can_transition",
+]
+
+AppState = Literal[
+    "PLANNED",
+    "INTENT_CHECK",
+    "CHECK",
+    "CHECK_SUCCESS",
+    "CHECK_FAILED",
+    "SPLIT",
+    "INTENT_CREATE",
+    "CREATE",
+    "CREATE_SUCCESS",
+    "CREATE_FAILED",
+    "DONE",
+]
+DeviceState = Literal["pending", "rejected", "created", "failed", "adopted"]
+RunStatus = Literal["planned", "running", "committing", "completed", "failed"]
+
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "PLANNED": frozenset({"INTENT_CHECK"}),
+    "INTENT_CHECK": frozenset({"CHECK", "SPLIT", "CHECK_FAILED"}),
+    "CHECK": frozenset({"CHECK_SUCCESS", "CHECK_FAILED"}),
+    "CHECK_SUCCESS": frozenset({"INTENT_CREATE"}),
+    "CHECK_FAILED": frozenset(),
+    "SPLIT": frozenset(),
+    "INTENT_CREATE": frozenset({"CREATE", "CREATE_SUCCESS", "CREATE_FAILED"}),
+    "CREATE": frozenset({"CREATE_SUCCESS", "CREATE_FAILED"}),
+    "CREATE_SUCCESS": frozenset({"DONE"}),
+    "CREATE_FAILED": frozenset({"DONE"}),
+    "DONE": frozenset(),
+}
+
+#: States after which the application's names live elsewhere (or nowhere).
+TERMINAL_STATES = frozenset({"CHECK_FAILED", "SPLIT"})
+#: States whose devices exist on the server and are exported from the application's pages.
+EXPORTABLE_STATES = frozenset({"CREATE_SUCCESS", "CREATE_FAILED", "DONE"})
+#: States that still need calls before the application can be exported.
+ACTIVE_STATES = frozenset(TRANSITIONS) - TERMINAL_STATES - EXPORTABLE_STATES
+
+
+def can_transition(current: str, target: str) -> bool:
+    """Whether the machine allows ``current -> target``."""
+    return target in TRANSITIONS.get(current, frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who works a run: process ``pid`` on ``host`` since ``since``, alive at ``heartbeat``."""
+
+    pid: int
+    host: str
+    since: float
+    heartbeat: float
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    run_key: str
+    kind: str
+    product_key: str
+    status: RunStatus
+    params: Mapping[str, Any]
+    report: Mapping[str, Any] | None
+    error: str | None
+    created_at: float
+    updated_at: float
+    lease: Lease | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppRecord:
+    """One application: a chunk of names (or a part of one) sent to the server together."""
+
+    app_id: int
+    run_id: str
+    chunk_no: int
+    parent_id: int | None
+    kind: str
+    apply_id: str | None
+    state: AppState
+    attempt: int
+    size: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    line: int
+    device_name: str
+    nickname: str | None
+    app_id: int | None
+    state: DeviceState
+    reason: str | None

@@ -1,0 +1,118 @@
+"""The journal's SQL schema, as an ordered list of forward migrations.
+
+Each migration is a list of statements that takes the schema from version ``n - 1``
+to ``n``; ``schema_version`` holds the version reached. Migrations only ever go
+forward and each is applied in the transaction that records its version, so opening
+a journal twice, or from two processes at once, applies each exactly once.
+
+The schema is plain SQL that PostgreSQL also accepts (no SQLite-only types; the
+autoincrement key is the only dialect-specific piece and is isolated in
+:data:`MIGRATIONS`' first step).
+
+No table has a column for a secret: DeviceSecrets are fetched again after a crash,
+and AccessKey secrets never leave the process environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "APP_STATES",
+    "DEVICE_STATES",
+    "MIGRATIONS",
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+]
+
+#: Statuses of a run. ``committing``: the report is stored and the output is being
+#: renamed into place; a run found in that state with its output present is complete.
+RUN_STATUSES = ("planned", "running", "committing", "completed", "failed")
+
+#: States of a device. ``pending``: in an application on its way; ``adopted``: it
+#: already existed and is exported with QueryDeviceDetail (``--existing adopt``).
+DEVICE_STATES = ("pending", "rejected", "created", "failed", "adopted")
+
+#: States of an application (see :mod:`provisioner.journal.models` for the machine).
+APP_STATES = (
+    "PLANNED",
+    "INTENT_CHECK",
+    "CHECK",
+    "CHECK_SUCCESS",
+    "CHECK_FAILED",
+    "SPLIT",
+    "INTENT_CREATE",
+    "CREATE",
+    "CREATE_SUCCESS",
+    "CREATE_FAILED",
+    "DONE",
+)
+
+_V1: Sequence[str] = (
+    """
+    CREATE TABLE runs (
+        run_id          TEXT PRIMARY KEY,
+        run_key         TEXT NOT NULL UNIQUE,
+        kind            TEXT NOT NULL,
+        product_key     TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        params          TEXT NOT NULL,
+        report          TEXT,
+        error           TEXT,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL,
+        lease_pid       INTEGER,
+        lease_host      TEXT,
+        lease_token     TEXT,
+        lease_since     REAL,
+        lease_heartbeat REAL
+    )
+    """,
+    """
+    CREATE TABLE applications (
+        app_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id      TEXT NOT NULL REFERENCES runs(run_id),
+        chunk_no    INTEGER NOT NULL,
+        parent_id   INTEGER REFERENCES applications(app_id),
+        kind        TEXT NOT NULL,
+        apply_id    TEXT,
+        state       TEXT NOT NULL,
+        attempt     INTEGER NOT NULL DEFAULT 0,
+        size        INTEGER NOT NULL,
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX applications_run ON applications(run_id, state)",
+    """
+    CREATE TABLE devices (
+        run_id      TEXT NOT NULL REFERENCES runs(run_id),
+        line        INTEGER NOT NULL,
+        device_name TEXT NOT NULL,
+        nickname    TEXT,
+        app_id      INTEGER REFERENCES applications(app_id),
+        state       TEXT NOT NULL,
+        reason      TEXT,
+        PRIMARY KEY (run_id, line)
+    )
+    """,
+    "CREATE INDEX devices_app ON devices(app_id, state)",
+    "CREATE INDEX devices_name ON devices(run_id, device_name)",
+    """
+    CREATE TABLE transitions (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id      TEXT NOT NULL,
+        entity      TEXT NOT NULL,
+        from_state  TEXT,
+        to_state    TEXT NOT NULL,
+        at          REAL NOT NULL,
+        detail      TEXT
+    )
+    """,
+    "CREATE INDEX transitions_entity ON transitions(run_id, entity)",
+)
+
+#: Migration ``i`` (0-based) takes the schema to version ``i + 1``.
+MIGRATIONS: Sequence[Sequence[str]] = (_V1,)
+
+SCHEMA_VERSION = len(MIGRATIONS)

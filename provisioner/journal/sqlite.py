@@ -1,0 +1,206 @@
+"""The SQLite side of the journal: connection, transactions, migrations, row mapping.
+
+:class:`SqliteBase` opens the file (created 0600, in a 0700 directory; SQLite gives
+its ``-wal`` and ``-shm`` files the same mode), sets WAL mode with
+``synchronous=FULL`` (a commit is on disk when it returns: a reboot loses no
+intent) and brings the schema up to date. Writes go through :meth:`SqliteBase._tx`
+(``BEGIN IMMEDIATE``: writers queue at the start, never fail half-way on a lock);
+``sqlite3`` errors become :class:`~provisioner.errors.JournalError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self, cast
+
+from provisioner.errors import JournalError
+from provisioner.journal.models import (
+    AppRecord,
+    AppState,
+    DeviceRecord,
+    Lease,
+    RunRecord,
+    RunStatus,
+)
+from provisioner.journal.schema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = [
+    "APP_SELECT",
+    "RUN_SELECT",
+    "SqliteBase",
+    "app_record",
+    "device_record",
+    "dumps",
+    "iso",
+    "run_record",
+]
+
+# Constant column lists; every value goes through a ? placeholder.
+RUN_SELECT = (
+    "SELECT run_id, run_key, kind, product_key, status, params, report, error, created_at, "
+    "updated_at, lease_pid, lease_host, lease_since, lease_heartbeat, lease_token FROM runs "
+)
+APP_SELECT = (
+    "SELECT app_id, run_id, chunk_no, parent_id, kind, apply_id, state, attempt, size, "
+    "created_at, updated_at FROM applications "
+)
+
+
+def run_record(row: Sequence[Any]) -> RunRecord:
+    lease = None
+    if row[10] is not None:
+        lease = Lease(
+            pid=int(row[10]),
+            host=str(row[11]),
+            since=float(row[12]),
+            heartbeat=float(row[13]),
+            token=str(row[14]),
+        )
+    return RunRecord(
+        run_id=row[0],
+        run_key=row[1],
+        kind=row[2],
+        product_key=row[3],
+        status=cast(RunStatus, row[4]),
+        params=json.loads(row[5]),
+        report=json.loads(row[6]) if row[6] else None,
+        error=row[7],
+        created_at=row[8],
+        updated_at=row[9],
+        lease=lease,
+    )
+
+
+def app_record(row: Sequence[Any]) -> AppRecord:
+    return AppRecord(
+        app_id=row[0],
+        run_id=row[1],
+        chunk_no=row[2],
+        parent_id=row[3],
+        kind=row[4],
+        apply_id=row[5],
+        state=cast(AppState, row[6]),
+        attempt=row[7],
+        size=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+    )
+
+
+def device_record(row: Sequence[Any]) -> DeviceRecord:
+    return DeviceRecord(
+        line=row[0],
+        device_name=row[1],
+        nickname=row[2],
+        app_id=row[3],
+        state=row[4],
+        reason=row[5],
+    )
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dumps(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+class SqliteBase:
+    """An open journal file with an up-to-date schema."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn = self._connect()
+        try:
+            self.migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Create the file 0600 before SQLite does; its -wal and -shm files take the
+            # database file's mode, so they are private too.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            os.chmod(self.path, 0o600)
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open the journal {self.path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise JournalError(f"cannot open the journal {self.path}: {exc}") from exc
+        return conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with BEGIN IMMEDIATE (writers queue up front)."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path} is not writable: {exc}") from exc
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._conn.execute("ROLLBACK")
+            raise JournalError(f"journal {self.path}: commit failed: {exc}") from exc
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path}: {exc}") from exc
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._translate():
+            return list(self._conn.execute(sql, args).fetchall())
+
+    def migrate(self) -> int:
+        """Apply the migrations this file lacks; the schema version reached."""
+        with self._translate(), self._tx() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = int(row[0]) if row and row[0] is not None else 0
+            if current > SCHEMA_VERSION:
+                raise JournalError(
+                    f"journal {self.path} has schema version {current}, newer than this "
+                    f"provisioner knows ({SCHEMA_VERSION}): upgrade provisioner"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        return SCHEMA_VERSION
+
+    def schema_version(self) -> int:
+        rows = self._query("SELECT MAX(version) FROM schema_version")
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0

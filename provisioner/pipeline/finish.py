@@ -1,0 +1,204 @@
+"""The end of a run: checking the output is complete, committing it, and the outcome.
+
+A run commits in an order that survives a crash at any point: the report is stored in
+the journal (status ``committing``), the rejects file is written (or a stale one
+removed), the encrypted output is renamed into place, the report file is written,
+and the run is marked ``completed``. A run found ``committing`` with its output
+present only needs the last two steps (:func:`finish_commit`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import structlog
+
+from provisioner.errors import EXIT_OK, EXIT_PARTIAL, OutputError
+from provisioner.inputs import InputTable, write_rejects
+from provisioner.journal import Journal, RunRecord
+from provisioner.output import CredentialWriter, report_path, write_json_atomic
+from provisioner.pipeline.export import CredentialSink, ExportIncompleteError
+from provisioner.pipeline.report import (
+    Counts,
+    StageClock,
+    build_report,
+    rejects_path,
+)
+from provisioner.pipeline.settings import RunSettings
+
+__all__ = [
+    "RunOutcome",
+    "already_completed",
+    "commit_run",
+    "finish_commit",
+    "verify_export",
+]
+
+logger = structlog.get_logger("provisioner.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a run ended (without an error): exit code, report, paths and a one-line message."""
+
+    run_id: str | None
+    exit_code: int
+    message: str
+    report: Mapping[str, Any] | None = None
+    out: Path | None = None
+    report_path: Path | None = None
+    rejects_path: Path | None = None
+    already_completed: bool = False
+    plan: Sequence[str] = ()
+
+
+def verify_export(journal: Journal, run_id: str, sink: CredentialSink, table: InputTable) -> Counts:
+    """Every created or adopted device is in the output, once; nothing is left pending."""
+    counts = journal.device_counts(run_id)
+    if counts.get("pending", 0):
+        raise ExportIncompleteError(
+            f"run {run_id}: {counts['pending']} devices are still pending after every "
+            "application finished; re-run the command"
+        )
+    wanted = {d.device_name for d in journal.devices(run_id, states=("created", "adopted"))}
+    missing = wanted - sink.written
+    if missing:
+        raise ExportIncompleteError(
+            f"run {run_id}: {len(missing)} devices are not in the output (first: "
+            f"{sorted(missing)[0]}); re-run the command to export again"
+        )
+    return Counts(
+        input=table.total,
+        rejected=counts.get("rejected", 0),
+        submitted=table.valid.height,
+        created=counts.get("created", 0),
+        exported=len(sink.written),
+        adopted=counts.get("adopted", 0),
+        failed=counts.get("failed", 0),
+    )
+
+
+def commit_run(
+    settings: RunSettings,
+    journal: Journal,
+    run_id: str,
+    writer: CredentialWriter,
+    counts: Counts,
+    stages: StageClock,
+    retries: Mapping[str, Any],
+    resumed: bool,
+) -> RunOutcome:
+    assert settings.api is not None
+    out = settings.out.absolute()
+    report_file = report_path(out)
+    rejects = rejects_path(out)
+    not_provisioned = [d for d in journal.devices(run_id, states=("rejected", "failed"))]
+    exit_code = EXIT_PARTIAL if not_provisioned else EXIT_OK
+    apply_ids = [
+        a.apply_id
+        for a in journal.applications(run_id, ("CREATE_SUCCESS", "CREATE_FAILED", "DONE"))
+        if a.apply_id is not None
+    ]
+    report = build_report(
+        run_id=run_id,
+        product_key=settings.product_key,
+        exit_code=exit_code,
+        counts=counts,
+        apply_ids=apply_ids,
+        durations=stages.durations(),
+        retries=retries,
+        out=out,
+        report=report_file,
+        rejects=rejects if not_provisioned else None,
+        fmt=settings.fmt,
+        resumed=resumed,
+        iot_instance_id=settings.api.iot_instance_id,
+        endpoint=settings.api.endpoint,
+    )
+    # Stored first: a crash between the rename and the end still finds the report.
+    journal.set_status(run_id, "committing", report=report)
+    if not_provisioned:
+        frame = pl.DataFrame(
+            {
+                "line": [d.line for d in not_provisioned],
+                "DeviceName": [d.device_name for d in not_provisioned],
+                "Nickname": [d.nickname for d in not_provisioned],
+                "reason": [d.reason or d.state for d in not_provisioned],
+            },
+            schema={
+                "line": pl.Int64,
+                "DeviceName": pl.String,
+                "Nickname": pl.String,
+                "reason": pl.String,
+            },
+        )
+        write_rejects(frame, rejects)
+    else:
+        _remove_stale(rejects)
+    writer.commit()
+    write_json_atomic(report_file, report)
+    journal.set_status(run_id, "completed", report=report)
+    counts_text = ", ".join(f"{k} {v}" for k, v in counts.as_dict().items())
+    logger.info("run.completed", run_id=run_id, exit_code=exit_code, **counts.as_dict())
+    if exit_code == EXIT_OK:
+        message = f"run {run_id} completed: {counts.exported} devices in {out} ({counts_text})"
+    else:
+        message = (
+            f"run {run_id} finished, {len(not_provisioned)} devices not provisioned (see "
+            f"{rejects}); {counts.exported} devices in {out} ({counts_text})"
+        )
+    return RunOutcome(
+        run_id=run_id,
+        exit_code=exit_code,
+        message=message,
+        report=report,
+        out=out,
+        report_path=report_file,
+        rejects_path=rejects if not_provisioned else None,
+    )
+
+
+def _remove_stale(path: Path) -> None:
+    """A rejects file of an earlier attempt at the same output no longer applies."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise OutputError(f"cannot remove the stale rejects file {path}: {exc.strerror}") from exc
+
+
+def finish_commit(journal: Journal, run: RunRecord) -> None:
+    """A run that crashed after renaming its output: write its report and complete it."""
+    if run.report is not None:
+        out = Path(run.params["out"])
+        write_json_atomic(report_path(out), run.report)
+    journal.set_status(run.run_id, "completed", report=run.report)
+
+
+def already_completed(run: RunRecord) -> RunOutcome:
+    out = Path(run.params["out"])
+    report = run.report or {}
+    counts = report.get("counts", {})
+    failed = int(counts.get("rejected", 0)) + int(counts.get("failed", 0))
+    extra = f" ({failed} devices were not provisioned, see the report)" if failed else ""
+    present = (
+        " (pass --force to export it again)"
+        if out.exists()
+        else " (the file is gone: pass --force to export it again)"
+    )
+    logger.info("run.already_completed", run_id=run.run_id, out=str(out))
+    return RunOutcome(
+        run_id=run.run_id,
+        exit_code=EXIT_OK,
+        message=f"run {run.run_id} already completed: {out}{extra}{present}",
+        report=run.report,
+        out=out,
+        report_path=report_path(out),
+        already_completed=True,
+    )

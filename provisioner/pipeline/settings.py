@@ -1,0 +1,136 @@
+"""Settings of one provisioning run, as a frozen value built by the command line.
+
+:class:`RunSettings` holds what the operator chose; :class:`Tuning` the knobs of the
+pipeline (page workers, polling, heartbeat), with defaults sized for the real QPS
+table and tests that shrink them. Nothing here holds a secret except through
+:class:`~provisioner.config.ApiSettings` and
+:class:`~provisioner.output.Encryption`, which keep theirs out of ``repr()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from provisioner.config import ApiSettings
+from provisioner.errors import UsageError
+from provisioner.output import OUTPUT_FORMATS, Encryption, OutputFormat
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "QPS_MARGIN",
+    "ExistingPolicy",
+    "ProgressMode",
+    "RunSettings",
+    "Tuning",
+]
+
+DEFAULT_CHUNK_SIZE = 10_000
+#: Widening of the limiter's one-second window against arrival jitter. The limiter
+#: paces sends evenly, so a small margin is enough; every percent of it is a percent
+#: of the page budget, the bound of the whole run.
+QPS_MARGIN = 0.02
+ExistingPolicy = Literal["fail", "adopt"]
+ProgressMode = Literal["auto", "rich", "log", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """How hard the pipeline pushes.
+
+    * ``page_workers``: QueryPageByApplyId requests in flight. 50 QPS with 100 ms of
+      latency needs 5; 24 covers half a second of round trip.
+    * ``qps_margin``: the rate limiter's safety margin (see :data:`QPS_MARGIN`).
+    * ``detail_workers``: QueryDeviceDetail requests in flight (``--existing adopt``).
+    * ``poll_initial`` / ``poll_fast_seconds`` / ``poll_factor`` / ``poll_max``: an
+      application's status is polled every ``poll_initial`` seconds for its first
+      ``poll_fast_seconds`` in a state, then backs off by ``poll_factor`` up to
+      ``poll_max``. Fast at first on purpose: the time to the first created
+      application is the only part of the run the page budget cannot hide, and a
+      late poll adds to it directly; a stage that takes minutes is polled gently.
+    * ``status_share``: polls of all applications together stay under this share of
+      the QueryBatchRegisterDeviceStatus budget (the interval grows with the number of
+      applications polling).
+    * ``heartbeat_seconds``: how often the lease is renewed.
+    * ``create_attempts``: submissions of BatchRegisterDeviceWithApplyId for one
+      application, each after asking the status (never blindly twice).
+    * ``progress_seconds``: period of the ``run.progress`` log event.
+    """
+
+    page_workers: int = 24
+    qps_margin: float = QPS_MARGIN
+    detail_workers: int = 8
+    poll_initial: float = 0.1
+    poll_fast_seconds: float = 10.0
+    poll_factor: float = 1.5
+    poll_max: float = 2.0
+    status_share: float = 0.5
+    heartbeat_seconds: float = 15.0
+    create_attempts: int = 8
+    create_retry_wait: float = 0.5
+    progress_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.page_workers < 1 or self.detail_workers < 1:
+            raise UsageError("page and detail workers must be at least 1")
+        if self.poll_initial <= 0 or self.poll_max < self.poll_initial:
+            raise UsageError("poll intervals must be positive and poll_max >= poll_initial")
+        if self.poll_factor < 1:
+            raise UsageError("poll factor must be at least 1")
+        if not 0 < self.status_share <= 1:
+            raise UsageError("status share must be in (0, 1]")
+        if self.create_attempts < 1:
+            raise UsageError("create attempts must be at least 1")
+
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """One ``provisioner run``.
+
+    ``encryption`` may be ``None`` only for a dry run; ``api`` likewise (a dry run
+    makes no call). ``encryption_options`` are the option values the encryption was
+    built from (public keys, a recipients file path, the *name* of a passphrase
+    variable): they are journaled so ``provisioner resume RUN_ID`` can rebuild it.
+    ``journal`` is a path or ``sqlite:///path``; ``None`` means ``PROVISIONER_JOURNAL``
+    or the default file.
+    """
+
+    input: Path
+    product_key: str
+    out: Path
+    encryption: Encryption | None = None
+    fmt: OutputFormat = "csv"
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    skip_invalid: bool = False
+    existing: ExistingPolicy = "fail"
+    force: bool = False
+    journal: str | None = None
+    dry_run: bool = False
+    api: ApiSettings | None = None
+    progress: ProgressMode = "auto"
+    encryption_options: Mapping[str, Any] = field(default_factory=_empty)
+    tuning: Tuning = field(default_factory=Tuning)
+
+    def __post_init__(self) -> None:
+        if not self.product_key or not self.product_key.strip():
+            raise UsageError("--product-key is required")
+        if self.chunk_size < 1:
+            raise UsageError(f"--chunk-size must be at least 1, got {self.chunk_size}")
+        if self.fmt not in OUTPUT_FORMATS:
+            raise UsageError(f"unknown --format {self.fmt!r}; choose from csv, jsonl, parquet")
+        if self.existing not in ("fail", "adopt"):
+            raise UsageError(f"--existing must be fail or adopt, got {self.existing!r}")
+        if not self.dry_run and self.encryption is None:
+            raise UsageError(
+                "the output must be encrypted: pass --recipient, --recipients-file or "
+                "--passphrase-env"
+            )
+        if not self.dry_run and self.api is None:
+            raise UsageError("API settings are required (credentials and endpoint)")
