@@ -95,7 +95,12 @@ def test_other_schemes_are_a_usage_error() -> None:
 
 
 def test_file_is_private_and_in_wal_mode(journal: Journal) -> None:
-    assert stat.S_IMODE(journal.path.stat().st_mode) == 0o600
+    new_run(journal)
+    files = list(journal.path.parent.glob(journal.path.name + "*"))
+    assert len(files) == 3  # the database, its -wal and -shm
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    assert stat.S_IMODE(journal.path.parent.stat().st_mode) == 0o700
     conn = sqlite3.connect(journal.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
