@@ -16,6 +16,9 @@ and AccessKey secrets never leave the process environment.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import get_args
+
+from provisioner.journal.models import AppState, DeviceState, RunStatus
 
 __all__ = [
     "APP_STATES",
@@ -25,28 +28,11 @@ __all__ = [
     "SCHEMA_VERSION",
 ]
 
-#: Statuses of a run. ``committing``: the report is stored and the output is being
-#: renamed into place; a run found in that state with its output present is complete.
-RUN_STATUSES = ("planned", "running", "committing", "completed", "failed")
-
-#: States of a device. ``pending``: in an application on its way; ``adopted``: it
-#: already existed and is exported with QueryDeviceDetail (``--existing adopt``).
-DEVICE_STATES = ("pending", "rejected", "created", "failed", "adopted")
-
-#: States of an application (see :mod:`provisioner.journal.models` for the machine).
-APP_STATES = (
-    "PLANNED",
-    "INTENT_CHECK",
-    "CHECK",
-    "CHECK_SUCCESS",
-    "CHECK_FAILED",
-    "SPLIT",
-    "INTENT_CREATE",
-    "CREATE",
-    "CREATE_SUCCESS",
-    "CREATE_FAILED",
-    "DONE",
-)
+# The CHECK constraints are drawn from the state types in models.py, so the two lists
+# cannot drift apart.
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
+DEVICE_STATES: tuple[str, ...] = get_args(DeviceState)
+APP_STATES: tuple[str, ...] = get_args(AppState)
 
 _V1: Sequence[str] = (
     """
