@@ -13,7 +13,10 @@ import sys
 import typer
 
 from provisioner import __version__
+from provisioner.commands.importing import import_command
 from provisioner.commands.keys import decrypt_command, keygen_command
+from provisioner.commands.product import product_app
+from provisioner.commands.register import register_random_command
 from provisioner.commands.run import export_command, resume_command, run_command, status_command
 from provisioner.commands.validate import validate_command
 from provisioner.emulator.cli import emulator_command
@@ -61,6 +64,14 @@ app.command(
     "run",
     help="Provision the devices of an input file; write their credentials encrypted.",
 )(run_command)
+app.command(
+    "register-random",
+    help="Register devices with server-chosen names; write their credentials encrypted.",
+)(register_random_command)
+app.command(
+    "import",
+    help="Import devices with their existing secrets (migrations); write credentials encrypted.",
+)(import_command)
 app.command("resume", help="Resume an unfinished run by its id.")(resume_command)
 app.command("status", help="List runs, or show one run's chunks and states.")(status_command)
 app.command(
@@ -79,6 +90,11 @@ app.command(
     "emulator",
     help="Serve a local emulator of the IoT Platform API (for rehearsals and tests).",
 )(emulator_command)
+app.add_typer(
+    product_app,
+    name="product",
+    help="Create a product (CreateProduct) or show one (QueryProduct).",
+)
 
 
 def main() -> None:

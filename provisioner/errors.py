@@ -15,6 +15,8 @@ sqlite3, pyrage, polars) are translated into this tree with ``raise ... from``.
     │   └── TerminalApiError              terminal: retrying would not help
     │       └── AuthenticationError       exit 2  AccessKey or signature refused
     ├── TransportError                    transient: connection refused, reset, timed out
+    ├── RunStoppedError                   a run stopped; the message says how to carry on
+    │   (pipeline: RunFailedError wraps the cause; LostApplicationsError awaits --lost)
     ├── JournalError                      the journal cannot be read or written
     │   └── RunInProgressError            another process holds the run
     └── OutputError                       the output file cannot be written
@@ -40,6 +42,7 @@ __all__ = [
     "OutputError",
     "ProvisionerError",
     "RunInProgressError",
+    "RunStoppedError",
     "TerminalApiError",
     "ThrottledError",
     "TransientApiError",
@@ -157,3 +160,8 @@ class RunInProgressError(JournalError):
 
 class OutputError(ProvisionerError):
     """The output file cannot be written (exists, permissions, disk full...)."""
+
+
+class RunStoppedError(ProvisionerError):
+    """A run stopped before completing; the journal is consistent and the message says
+    how to carry on (re-run the command, or decide with an option)."""

@@ -60,9 +60,13 @@ __all__ = [
     "NICKNAME_COLUMNS",
     "PARQUET_SUFFIXES",
     "REJECTS_COLUMNS",
+    "FileKind",
     "InputTable",
+    "check_readable",
+    "file_kind",
     "fingerprint",
     "read_devices",
+    "reading_errors",
     "validate_frame",
     "write_rejects",
 ]
@@ -89,6 +93,7 @@ _FINGERPRINT_SLICE: Final = 100_000
 _TEXT_LIKE = (pl.String, pl.Categorical, pl.Enum, pl.Null)
 
 _Kind = Literal["csv", "parquet"]
+FileKind = _Kind
 
 _log = structlog.get_logger(__name__)
 
@@ -431,3 +436,9 @@ def fingerprint(valid: pl.DataFrame) -> str:
         text = chunk.select(encoded).item()
         digest.update(text.encode("utf-8"))
     return digest.hexdigest()
+
+
+#: For readers of other layouts (the import's input): the same checks and messages.
+file_kind = _kind_of
+check_readable = _check_readable
+reading_errors = _translating

@@ -196,6 +196,11 @@ class Product:
     product_status: str | None = None
     category_key: str | None = None
     gmt_create: int | None = None
+    protocol_type: str | None = None
+    validate_type: int | None = None
+    category_name: str | None = None
+    id2: bool | None = None
+    owner: bool | None = None
     product_secret: str | None = field(default=None, repr=False)
 
 
@@ -239,6 +244,15 @@ def _opt_int(value: Any) -> int | None:
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value.strip())
+    return None
+
+
+def _opt_bool(value: Any) -> bool | None:
+    # XML answers carry booleans as text.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
     return None
 
 
@@ -455,6 +469,11 @@ def parse_product(payload: Mapping[str, Any]) -> Product:
         product_status=_opt_str(data.get("ProductStatus")),
         category_key=_opt_str(data.get("CategoryKey")),
         gmt_create=_opt_int(data.get("GmtCreate")),
+        protocol_type=_opt_str(data.get("ProtocolType")),
+        validate_type=_opt_int(data.get("ValidateType")),
+        category_name=_opt_str(data.get("CategoryName")),
+        id2=_opt_bool(data.get("Id2")),
+        owner=_opt_bool(data.get("Owner")),
         product_secret=_opt_str(data.get("ProductSecret")),
     )
 

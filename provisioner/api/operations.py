@@ -108,7 +108,8 @@ def create_product(
         _check(len(description) <= 100, "Description must be at most 100 characters")
         query["Description"] = description
     if validate_type is not None:
-        _check(validate_type in (0, 1, 2), "ValidateType must be 0, 1 or 2")
+        # 0 (strict) exists only on products made before October 2020; CreateProduct takes 1, 2.
+        _check(validate_type in (1, 2), "ValidateType must be 1 (weak) or 2 (none)")
         query["ValidateType"] = str(validate_type)
     if publish_auto is not None:
         query["PublishAuto"] = _flag(publish_auto)

@@ -10,21 +10,37 @@ error an operator can cause.
 
 from __future__ import annotations
 
-import logging
-import sys
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated
 
 import anyio
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from provisioner.commands.common import (
+    EndpointOpt,
+    ExistingChoice,
+    ForceOpt,
+    FormatChoice,
+    FormatOpt,
+    InstanceOpt,
+    JournalOpt,
+    LogFormatOpt,
+    PassphraseEnvOpt,
+    QpsScaleOpt,
+    RecipientOpt,
+    RecipientsFileOpt,
+    RegionOpt,
+    encryption_options,
+    finish,
+    guard,
+    print_table,
+    setup_logging,
+)
+from provisioner.commands.register import LostChoice
 from provisioner.config import load_api_settings
-from provisioner.errors import EXIT_OK, ProvisionerError, UsageError
+from provisioner.errors import EXIT_OK, UsageError
 from provisioner.journal import Journal, resolve_journal_path
 from provisioner.log import configure_logging
 from provisioner.output import load_encryption
@@ -38,121 +54,6 @@ from provisioner.pipeline import (
 )
 
 __all__ = ["export_command", "resume_command", "run_command", "status_command"]
-
-T = TypeVar("T")
-
-
-class ExistingChoice(StrEnum):
-    fail = "fail"
-    adopt = "adopt"
-
-
-class FormatChoice(StrEnum):
-    csv = "csv"
-    jsonl = "jsonl"
-    parquet = "parquet"
-
-
-class LogFormatChoice(StrEnum):
-    console = "console"
-    json = "json"
-
-
-# --- shared options ---------------------------------------------------------------------
-
-RecipientOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--recipient",
-        "-r",
-        help="age X25519 (age1...) or SSH public key to encrypt to; repeatable.",
-    ),
-]
-RecipientsFileOpt = Annotated[
-    Path | None,
-    typer.Option("--recipients-file", "-R", help="File of recipients, one per line."),
-]
-PassphraseEnvOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--passphrase-env",
-        metavar="VAR",
-        help="Encrypt with the passphrase held in this environment variable.",
-    ),
-]
-EndpointOpt = Annotated[
-    str | None,
-    typer.Option("--endpoint", help="API endpoint [env PROVISIONER_ENDPOINT]."),
-]
-RegionOpt = Annotated[
-    str | None, typer.Option("--region", help="Region id [env PROVISIONER_REGION].")
-]
-InstanceOpt = Annotated[
-    str | None,
-    typer.Option("--iot-instance-id", help="IoT instance id [env PROVISIONER_IOT_INSTANCE_ID]."),
-]
-JournalOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--journal",
-        metavar="URL",
-        help="Journal file or sqlite:///path [env PROVISIONER_JOURNAL; default "
-        "$XDG_STATE_HOME/provisioner/journal.sqlite3].",
-    ),
-]
-FormatOpt = Annotated[
-    FormatChoice, typer.Option("--format", help="Plaintext format inside the age file.")
-]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output file.")]
-LogFormatOpt = Annotated[
-    LogFormatChoice | None,
-    typer.Option("--log-format", help="Log lines for people or machines [default: by TTY]."),
-]
-# For compressed rehearsals against an emulator started with --qps-scale.
-QpsScaleOpt = Annotated[float | None, typer.Option("--qps-scale", hidden=True)]
-
-
-def _logging(log_format: LogFormatChoice | None) -> None:
-    """Logs for the chosen format. On a terminal without a chosen format the progress
-    bars tell the story, so only warnings and errors are logged under them."""
-    if log_format is None and sys.stderr.isatty():
-        configure_logging("console", level=logging.WARNING)
-    else:
-        configure_logging(log_format.value if log_format else None)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _guard(action: Callable[[], T]) -> T:
-    """Run ``action``; a provisioner error becomes its message and exit code."""
-    try:
-        return action()
-    except ProvisionerError as exc:
-        _fail(str(exc), exc.exit_code)
-
-
-def _encryption_options(
-    recipients: Sequence[str] | None, recipients_file: Path | None, passphrase_env: str | None
-) -> dict[str, Any]:
-    """What the journal keeps to rebuild the encryption on ``resume``: public keys, a
-    path and a variable *name*, never a passphrase."""
-    return {
-        "recipients": list(recipients or ()),
-        "recipients_file": str(recipients_file.absolute()) if recipients_file else None,
-        "passphrase_env": passphrase_env,
-    }
-
-
-def _finish(outcome: RunOutcome) -> None:
-    for line in outcome.plan:
-        typer.echo(line)
-    stream_err = outcome.exit_code != EXIT_OK
-    typer.echo(outcome.message, err=stream_err)
-    raise typer.Exit(outcome.exit_code)
-
 
 # --- commands ---------------------------------------------------------------------------
 
@@ -197,7 +98,7 @@ def run_command(
 
     Re-running the same command resumes an interrupted run, or says it is complete.
     """
-    _logging(log_format)
+    setup_logging(log_format)
 
     def settings() -> RunSettings:
         api = None
@@ -223,11 +124,11 @@ def run_command(
             journal=journal,
             dry_run=dry_run,
             api=api,
-            encryption_options=_encryption_options(recipient, recipients_file, passphrase_env),
+            encryption_options=encryption_options(recipient, recipients_file, passphrase_env),
         )
 
-    run_settings = _guard(settings)
-    _finish(_guard(lambda: anyio.run(provision, run_settings)))
+    run_settings = guard(settings)
+    finish(guard(lambda: anyio.run(provision, run_settings)))
 
 
 def resume_command(
@@ -237,6 +138,13 @@ def resume_command(
     recipients_file: RecipientsFileOpt = None,
     passphrase_env: PassphraseEnvOpt = None,
     force: ForceOpt = False,
+    lost: Annotated[
+        LostChoice | None,
+        typer.Option(
+            "--lost",
+            help="register-random runs: calls whose answer was lost: fail, resubmit or abandon.",
+        ),
+    ] = None,
     log_format: LogFormatOpt = None,
     qps_scale: QpsScaleOpt = None,
 ) -> None:
@@ -244,7 +152,7 @@ def resume_command(
 
     Encryption options given here replace the recorded ones.
     """
-    _logging(log_format)
+    setup_logging(log_format)
 
     def go() -> RunOutcome:
         encryption = None
@@ -261,26 +169,21 @@ def resume_command(
                 qps_scale=qps_scale,
             )
         return anyio.run(
-            lambda: resume(run_id, journal=journal, encryption=encryption, api=api, force=force)
+            lambda: resume(
+                run_id,
+                journal=journal,
+                encryption=encryption,
+                api=api,
+                force=force,
+                lost=lost.value if lost is not None else None,
+            )
         )
 
-    _finish(_guard(go))
+    finish(guard(go))
 
 
 def _when(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _print_table(console: Console, columns: Sequence[str], rows: list[list[str]]) -> None:
-    """A rich table on a terminal; tab-separated lines (header first) for a pipe."""
-    if console.is_terminal:
-        table = Table(*columns)
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-    else:
-        for row in [list(columns), *rows]:
-            typer.echo("\t".join(row))
 
 
 def status_command(
@@ -290,7 +193,7 @@ def status_command(
     journal: JournalOpt = None,
 ) -> None:
     """List the runs of the journal, or the applications of one run."""
-    views = _guard(lambda: status(journal, run_id))
+    views = guard(lambda: status(journal, run_id))
     console = Console()
     if not views:
         typer.echo("no runs in the journal")
@@ -311,7 +214,7 @@ def status_command(
                 lease,
             ]
         )
-    _print_table(console, ("run", "status", "product", "created", "devices", "out", "lease"), runs)
+    print_table(console, ("run", "status", "product", "created", "devices", "out", "lease"), runs)
     if run_id is not None:
         apps = [
             [
@@ -326,7 +229,7 @@ def status_command(
             for app in views[0].applications
         ]
         typer.echo("")
-        _print_table(
+        print_table(
             console, ("app", "chunk", "ApplyId", "state", "attempt", "size", "updated"), apps
         )
         if views[0].run.error:
@@ -371,4 +274,4 @@ def export_command(
         )
         return f"exported {result.rows} devices of application {result.apply_id} to {result.out}"
 
-    typer.echo(_guard(go))
+    typer.echo(guard(go))

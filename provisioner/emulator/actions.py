@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from provisioner.emulator.auth import missing_parameter
-from provisioner.emulator.world import BusinessError, Device, Product, World
+from provisioner.emulator.products import created_fields, queried_fields
+from provisioner.emulator.world import BusinessError, Device, World
 
 __all__ = ["ACTIONS", "MAX_PAGE_SIZE", "Handler", "dispatch"]
 
@@ -94,26 +95,6 @@ def _times(moment: float) -> dict[str, str]:
     }
 
 
-def _product_fields(product: Product) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "ProductKey": product.product_key,
-        "ProductName": product.product_name,
-        "NodeType": product.node_type,
-        "AliyunCommodityCode": product.aliyun_commodity_code,
-        "AuthType": product.auth_type,
-        "ProductSecret": product.product_secret,
-        "Id2": False,
-    }
-    optional = {
-        "DataFormat": product.data_format,
-        "Description": product.description,
-        "ProtocolType": product.protocol_type,
-        "NetType": product.net_type,
-    }
-    fields.update({k: v for k, v in optional.items() if v is not None})
-    return fields
-
-
 def _device_detail(world: World, device: Device) -> dict[str, Any]:
     product = world.products[device.product_key]
     detail: dict[str, Any] = {
@@ -157,40 +138,50 @@ def _status_data(world: World, apply_id: int, product_key: str, now: float) -> d
 # --- products ----------------------------------------------------------------------------
 
 
+def _flag(params: Params, name: str) -> bool | None:
+    value = _optional(params, name)
+    if value is None:
+        return None
+    if value.lower() not in ("true", "false"):
+        raise BusinessError(
+            "iot.common.InvalidFormattedParameter", f"{name} must be true or false."
+        )
+    return value.lower() == "true"
+
+
+def _opt_int(params: Params, name: str) -> int | None:
+    value = _optional(params, name)
+    if value is None:
+        return None
+    return _int(value, "iot.common.InvalidFormattedParameter", name)
+
+
 def create_product(world: World, params: Params, now: float) -> dict[str, Any]:
     name = _required(params, "ProductName")
     node_type = _int(_required(params, "NodeType"), "iot.prod.InvalidNodeType", "NodeType")
-    data_format = _optional(params, "DataFormat")
+    _flag(params, "Id2")  # checked, then ignored: the service goes by AuthType (seed 001)
     product = world.create_product(
         now,
         name,
         node_type,
         aliyun_commodity_code=_optional(params, "AliyunCommodityCode") or "iothub",
-        data_format=(
-            _int(data_format, "iot.common.InvalidFormattedParameter", "DataFormat")
-            if data_format is not None
-            else None
-        ),
+        data_format=_opt_int(params, "DataFormat"),
         description=_optional(params, "Description"),
         protocol_type=_optional(params, "ProtocolType"),
         net_type=_optional(params, "NetType"),
         auth_type=_optional(params, "AuthType") or "secret",
+        category_key=_optional(params, "CategoryKey"),
+        publish_auto=_flag(params, "PublishAuto"),
+        validate_type=_opt_int(params, "ValidateType"),
+        resource_group_id=_optional(params, "ResourceGroupId"),
+        join_permission_id=_optional(params, "JoinPermissionId"),
     )
-    return {"Data": _product_fields(product), "ProductKey": product.product_key}
+    return {"Data": created_fields(product), "ProductKey": product.product_key}
 
 
 def query_product(world: World, params: Params, now: float) -> dict[str, Any]:
     world.advance(now)
-    product = world.product(_required(params, "ProductKey"))
-    data = _product_fields(product)
-    data.update(
-        DeviceCount=len(product.devices),
-        GmtCreate=int(product.created_at * 1000),
-        ProductStatus="DEVELOPMENT_STATUS",
-        Owner=True,
-        ValidateType=1,
-    )
-    return {"Data": data}
+    return {"Data": queried_fields(world.product(_required(params, "ProductKey")))}
 
 
 # --- the batch flow ----------------------------------------------------------------------

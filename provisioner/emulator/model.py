@@ -87,7 +87,7 @@ class Product:
     product_key: str
     product_name: str
     node_type: int
-    product_secret: str
+    product_secret: str = field(repr=False)
     created_at: float
     aliyun_commodity_code: str = "iothub"
     data_format: int | None = None
@@ -95,6 +95,10 @@ class Product:
     protocol_type: str | None = None
     net_type: str | None = None
     auth_type: str = "secret"
+    category_key: str | None = None
+    publish_auto: bool = True
+    validate_type: int = 1
+    resource_group_id: str | None = None
     devices: dict[str, Device] = field(default_factory=dict, repr=False)
 
 

@@ -58,6 +58,10 @@ _PRODUCT_FIELDS = (
     "protocol_type",
     "net_type",
     "auth_type",
+    "category_key",
+    "publish_auto",
+    "validate_type",
+    "resource_group_id",
 )
 _APPLICATION_FIELDS = (
     "apply_id",

@@ -47,6 +47,7 @@ from provisioner.emulator.model import (
     random_alnum,
     secret_alnum,
 )
+from provisioner.emulator.products import check_product_options
 
 __all__ = [
     "CHECK",
@@ -183,21 +184,30 @@ class World:
         protocol_type: str | None = None,
         net_type: str | None = None,
         auth_type: str = "secret",
+        category_key: str | None = None,
+        publish_auto: bool | None = None,
+        validate_type: int | None = None,
+        resource_group_id: str | None = None,
+        join_permission_id: str | None = None,
     ) -> Product:
-        problem = naming.product_name_problem(name)
-        if problem is not None:
-            raise BusinessError("iot.prod.InvalidFormattedProductName", problem)
-        if node_type not in (0, 1):
-            raise BusinessError("iot.prod.InvalidNodeType", "NodeType must be 0 or 1.")
-        if aliyun_commodity_code not in ("iothub", "iothub_senior"):
-            raise BusinessError(
-                "iot.prod.InvalidAliyunCommodityCode",
-                "AliyunCommodityCode must be iothub or iothub_senior.",
-            )
-        if description is not None and len(description) > 100:
-            raise BusinessError(
-                "iot.prod.LongProductDesc", "The description must be 1 to 100 characters."
-            )
+        """CreateProduct with the checks the reference documents (seeds 001 4.7.1 and 003).
+
+        The options the reference calls available only for ``iothub_senior`` (DataFormat,
+        ProtocolType, CategoryKey) are accepted and dropped for a Basic product, as the
+        service does not return them for one; their values are still checked.
+        """
+        check_product_options(
+            name,
+            node_type,
+            aliyun_commodity_code=aliyun_commodity_code,
+            data_format=data_format,
+            description=description,
+            protocol_type=protocol_type,
+            net_type=net_type,
+            auth_type=auth_type,
+            validate_type=validate_type,
+            join_permission_id=join_permission_id,
+        )
         if name in self.product_names:
             raise BusinessError(
                 "iot.prod.AlreadyExistedProductName", "The product name already exists."
@@ -207,6 +217,9 @@ class World:
         key = "a1" + random_alnum(self.rng, 9)
         while key in self.products:
             key = "a1" + random_alnum(self.rng, 9)
+        senior = aliyun_commodity_code == "iothub_senior"
+        if net_type is None and protocol_type is None:
+            net_type = "WIFI"  # the documented default for devices that connect directly
         product = Product(
             product_key=key,
             product_name=name,
@@ -214,11 +227,15 @@ class World:
             product_secret=secret_alnum(16),
             created_at=now,
             aliyun_commodity_code=aliyun_commodity_code,
-            data_format=data_format,
+            data_format=data_format if senior else None,
             description=description,
-            protocol_type=protocol_type,
+            protocol_type=protocol_type if senior else None,
             net_type=net_type,
             auth_type=auth_type,
+            category_key=category_key if senior else None,
+            publish_auto=True if publish_auto is None else publish_auto,
+            validate_type=1 if validate_type is None else validate_type,
+            resource_group_id=resource_group_id,
         )
         self.products[key] = product
         self.product_names[name] = key

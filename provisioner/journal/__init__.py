@@ -7,6 +7,7 @@ so one process works a run at a time. Never a secret.
 
 from __future__ import annotations
 
+from provisioner.journal.batches import ImportResult, Journal
 from provisioner.journal.location import (
     ENV_JOURNAL,
     default_journal_path,
@@ -27,7 +28,7 @@ from provisioner.journal.models import (
     can_transition,
 )
 from provisioner.journal.schema import SCHEMA_VERSION
-from provisioner.journal.store import DeviceRow, Journal, RejectedRow, Transition
+from provisioner.journal.store import DeviceRow, RejectedRow, RunStore, Transition
 
 __all__ = [
     "ACTIVE_STATES",
@@ -40,11 +41,13 @@ __all__ = [
     "DeviceRecord",
     "DeviceRow",
     "DeviceState",
+    "ImportResult",
     "Journal",
     "Lease",
     "RejectedRow",
     "RunRecord",
     "RunStatus",
+    "RunStore",
     "Transition",
     "can_transition",
     "default_journal_path",

@@ -19,6 +19,26 @@ An application goes through::
 * ``DONE``: every page was exported by the process that wrote it. Export restarts
   from the beginning in a new process (secrets are never journaled), so ``DONE`` is
   read like ``CREATE_SUCCESS`` on resume.
+
+An application of random names (BatchRegisterDevice, ``register-random``) has no
+check::
+
+    PLANNED -> INTENT_REGISTER -> CREATE -> CREATE_SUCCESS / CREATE_FAILED -> DONE
+                 |   |   |
+                 |   |   +-> PLANNED  (refused by a business error: nothing was created)
+                 |   +-> SPLIT        (iot.device.DeviceCountExceeded: two smaller ones)
+                 +-> LOST -> INTENT_REGISTER  (operator: --lost resubmit)
+                        +-> ABANDONED        (operator: --lost abandon)
+
+* ``LOST``: the call was sent but its answer never came (a transport error, a server
+  error, or a crash after the intent). BatchRegisterDevice has no idempotency key
+  and no way to find an ApplyId afterwards, so the devices may or may not exist;
+  sending again could register a second set. Only the operator moves it on.
+
+Devices of an import (ImportDevice, one call each) have no application: ``pending``
+-> ``importing`` (intent, written before the call) -> ``created`` / ``adopted`` /
+``rejected`` / ``failed``. A device found ``importing`` after a crash is looked up
+on the server before anything is sent again.
 """
 
 from __future__ import annotations
@@ -54,12 +74,15 @@ AppState = Literal[
     "CREATE_SUCCESS",
     "CREATE_FAILED",
     "DONE",
+    "INTENT_REGISTER",
+    "LOST",
+    "ABANDONED",
 ]
-DeviceState = Literal["pending", "rejected", "created", "failed", "adopted"]
+DeviceState = Literal["pending", "importing", "rejected", "created", "failed", "adopted"]
 RunStatus = Literal["planned", "running", "committing", "completed", "failed"]
 
 TRANSITIONS: Mapping[str, frozenset[str]] = {
-    "PLANNED": frozenset({"INTENT_CHECK"}),
+    "PLANNED": frozenset({"INTENT_CHECK", "INTENT_REGISTER"}),
     "INTENT_CHECK": frozenset({"CHECK", "SPLIT", "CHECK_FAILED"}),
     "CHECK": frozenset({"CHECK_SUCCESS", "CHECK_FAILED"}),
     "CHECK_SUCCESS": frozenset({"INTENT_CREATE"}),
@@ -70,10 +93,13 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
     "CREATE_SUCCESS": frozenset({"DONE"}),
     "CREATE_FAILED": frozenset({"DONE"}),
     "DONE": frozenset(),
+    "INTENT_REGISTER": frozenset({"CREATE", "LOST", "SPLIT", "PLANNED"}),
+    "LOST": frozenset({"INTENT_REGISTER", "ABANDONED"}),
+    "ABANDONED": frozenset(),
 }
 
 #: States after which the application's names live elsewhere (or nowhere).
-TERMINAL_STATES = frozenset({"CHECK_FAILED", "SPLIT"})
+TERMINAL_STATES = frozenset({"CHECK_FAILED", "SPLIT", "ABANDONED"})
 #: States whose devices exist on the server and are exported from the application's pages.
 EXPORTABLE_STATES = frozenset({"CREATE_SUCCESS", "CREATE_FAILED", "DONE"})
 #: States that still need calls before the application can be exported.
@@ -136,3 +162,4 @@ class DeviceRecord:
     app_id: int | None
     state: DeviceState
     reason: str | None
+    iot_id: str | None = None

@@ -98,7 +98,11 @@ _V1: Sequence[str] = (
     "CREATE INDEX transitions_entity ON transitions(run_id, entity)",
 )
 
+# Imported devices keep their IotId, so a resumed import can write the devices it
+# created before without asking the server again (an IotId is not a secret).
+_V2: Sequence[str] = ("ALTER TABLE devices ADD COLUMN iot_id TEXT",)
+
 #: Migration ``i`` (0-based) takes the schema to version ``i + 1``.
-MIGRATIONS: Sequence[Sequence[str]] = (_V1,)
+MIGRATIONS: Sequence[Sequence[str]] = (_V1, _V2)
 
 SCHEMA_VERSION = len(MIGRATIONS)

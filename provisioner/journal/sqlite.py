@@ -32,6 +32,7 @@ from provisioner.journal.schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
     "APP_SELECT",
+    "DEVICE_SELECT",
     "RUN_SELECT",
     "SqliteBase",
     "app_record",
@@ -50,6 +51,8 @@ APP_SELECT = (
     "SELECT app_id, run_id, chunk_no, parent_id, kind, apply_id, state, attempt, size, "
     "created_at, updated_at FROM applications "
 )
+
+DEVICE_SELECT = "SELECT line, device_name, nickname, app_id, state, reason, iot_id FROM devices "
 
 
 def run_record(row: Sequence[Any]) -> RunRecord:
@@ -101,6 +104,7 @@ def device_record(row: Sequence[Any]) -> DeviceRecord:
         app_id=row[3],
         state=row[4],
         reason=row[5],
+        iot_id=row[6],
     )
 
 

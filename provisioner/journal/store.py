@@ -34,6 +34,7 @@ from provisioner.journal.models import (
 )
 from provisioner.journal.sqlite import (
     APP_SELECT,
+    DEVICE_SELECT,
     RUN_SELECT,
     SqliteBase,
     app_record,
@@ -43,7 +44,7 @@ from provisioner.journal.sqlite import (
     run_record,
 )
 
-__all__ = ["DeviceRow", "Journal", "RejectedRow", "Transition"]
+__all__ = ["DeviceRow", "RejectedRow", "RunStore", "Transition"]
 
 Clock = Callable[[], float]
 
@@ -71,8 +72,10 @@ class Transition(NamedTuple):
     detail: str | None
 
 
-class Journal(SqliteBase):
-    """The state store of runs, applications and devices (one SQLite file).
+class RunStore(SqliteBase):
+    """The state store of runs, applications and devices (one SQLite file): what every
+    kind of run shares. :class:`~provisioner.journal.batches.Journal` adds the
+    operations of random-name registrations and imports.
 
     ``clock`` gives wall-clock seconds (stored, and compared across hosts for the
     lease); ``hostname``, ``pid`` and ``is_alive`` identify this process and probe
@@ -133,10 +136,16 @@ class Journal(SqliteBase):
         kind: str,
         product_key: str,
         params: Mapping[str, Any],
-        chunks: Sequence[Sequence[DeviceRow]],
+        chunks: Sequence[Sequence[DeviceRow]] = (),
         rejected: Sequence[RejectedRow] = (),
+        sizes: Sequence[int] = (),
+        devices: Sequence[DeviceRow] = (),
     ) -> RunRecord:
         """A new run with its devices and one PLANNED application per chunk, atomically.
+
+        ``sizes``: PLANNED applications of that many devices with no names yet (random
+        names, chosen by the server). ``devices``: pending devices outside any
+        application (an import calls once per device).
 
         If a run with ``run_key`` exists already (another process created it a moment
         ago), that run is returned unchanged.
@@ -148,7 +157,6 @@ class Journal(SqliteBase):
             row = existing.fetchone()
             if row is not None:
                 run_id = str(row[0])
-                chunks, rejected = (), ()
                 return run_record(
                     conn.execute(RUN_SELECT + "WHERE run_id = ?", (run_id,)).fetchone()
                 )
@@ -165,6 +173,13 @@ class Journal(SqliteBase):
                     "VALUES (?, ?, ?, ?, ?, 'pending')",
                     [(run_id, d.line, d.device_name, d.nickname, app_id) for d in chunk],
                 )
+            for chunk_no, size in enumerate(sizes, start=len(chunks)):
+                self._new_app(conn, run_id, chunk_no, None, kind, 0, size)
+            conn.executemany(
+                "INSERT INTO devices (run_id, line, device_name, nickname, state) "
+                "VALUES (?, ?, ?, ?, 'pending')",
+                [(run_id, d.line, d.device_name, d.nickname) for d in devices],
+            )
             conn.executemany(
                 "INSERT INTO devices (run_id, line, device_name, nickname, state, reason) "
                 "VALUES (?, ?, ?, ?, 'rejected', ?)",
@@ -476,8 +491,7 @@ class Journal(SqliteBase):
     ) -> list[DeviceRecord]:
         """The devices of an application (by default those still pending), by line."""
         rows = self._query(
-            "SELECT line, device_name, nickname, app_id, state, reason FROM devices "
-            "WHERE app_id = ? ORDER BY line",
+            DEVICE_SELECT + "WHERE app_id = ? ORDER BY line",
             (app_id,),
         )
         devices = [device_record(r) for r in rows]
@@ -485,8 +499,7 @@ class Journal(SqliteBase):
 
     def devices(self, run_id: str, states: Collection[str] | None = None) -> list[DeviceRecord]:
         rows = self._query(
-            "SELECT line, device_name, nickname, app_id, state, reason FROM devices "
-            "WHERE run_id = ? ORDER BY line",
+            DEVICE_SELECT + "WHERE run_id = ? ORDER BY line",
             (run_id,),
         )
         devices = [device_record(r) for r in rows]

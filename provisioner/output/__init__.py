@@ -10,12 +10,14 @@ from provisioner.output._atomic import atomic_file
 from provisioner.output.decrypt import decrypt_to, generate_identity
 from provisioner.output.encryption import (
     Encryption,
+    encrypt_bytes,
     load_encryption,
     load_identities,
     parse_recipient,
 )
 from provisioner.output.report import report_path, write_json_atomic
 from provisioner.output.writer import (
+    IMPORT_COLUMNS,
     OUTPUT_COLUMNS,
     OUTPUT_FORMATS,
     CredentialWriter,
@@ -24,6 +26,7 @@ from provisioner.output.writer import (
 )
 
 __all__ = [
+    "IMPORT_COLUMNS",
     "OUTPUT_COLUMNS",
     "OUTPUT_FORMATS",
     "CredentialWriter",
@@ -31,6 +34,7 @@ __all__ = [
     "OutputFormat",
     "atomic_file",
     "decrypt_to",
+    "encrypt_bytes",
     "generate_identity",
     "load_encryption",
     "load_identities",

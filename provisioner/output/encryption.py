@@ -23,9 +23,15 @@ from pathlib import Path
 
 import pyrage
 
-from provisioner.errors import UsageError
+from provisioner.errors import OutputError, UsageError
 
-__all__ = ["Encryption", "load_encryption", "load_identities", "parse_recipient"]
+__all__ = [
+    "Encryption",
+    "encrypt_bytes",
+    "load_encryption",
+    "load_identities",
+    "parse_recipient",
+]
 
 _SSH_RECIPIENT_TYPES = ("ssh-ed25519", "ssh-rsa")
 # Quoting a bad value helps the operator find it; a prefix is enough and bounds the damage
@@ -54,6 +60,20 @@ class Encryption:
     def kind(self) -> str:
         """``"recipients"`` or ``"passphrase"``, for logs and reports."""
         return "passphrase" if self.passphrase is not None else "recipients"
+
+
+def encrypt_bytes(data: bytes, encryption: Encryption) -> bytes:
+    """``data`` as a whole age file, encrypted in memory: for small secrets only.
+
+    Large outputs stream through :class:`~provisioner.output.CredentialWriter` instead.
+    Raises :class:`OutputError`; the message never holds the plaintext.
+    """
+    try:
+        if encryption.passphrase is not None:
+            return bytes(pyrage.passphrase.encrypt(data, encryption.passphrase))
+        return bytes(pyrage.encrypt(data, list(encryption.recipients)))
+    except pyrage.EncryptError as exc:
+        raise OutputError(f"encryption failed: {exc}") from exc
 
 
 def _looks_secret(value: str) -> bool:

@@ -52,6 +52,7 @@ from provisioner.output._pipe import EOF, FileSink, Pipe, encrypt_thread
 from provisioner.output.encryption import Encryption
 
 __all__ = [
+    "IMPORT_COLUMNS",
     "OUTPUT_COLUMNS",
     "OUTPUT_FORMATS",
     "CredentialWriter",
@@ -67,6 +68,8 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "Nickname",
     "ApplyId",
 )
+#: The columns of an import's output: the credentials and the device's serial number.
+IMPORT_COLUMNS: tuple[str, ...] = (*OUTPUT_COLUMNS, "Sn")
 OutputFormat = Literal["csv", "jsonl", "parquet"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 
@@ -106,9 +109,9 @@ def _check_columns(columns: Sequence[str]) -> tuple[str, ...]:
     if not chosen:
         raise UsageError("choose at least one output column")
     for name in chosen:
-        if name not in OUTPUT_COLUMNS:
+        if name not in IMPORT_COLUMNS:
             raise UsageError(
-                f"unknown output column {name!r}; choose from {', '.join(OUTPUT_COLUMNS)}"
+                f"unknown output column {name!r}; choose from {', '.join(IMPORT_COLUMNS)}"
             )
     if len(set(chosen)) != len(chosen):
         raise UsageError("an output column is listed twice; list each column once")

@@ -9,6 +9,7 @@ again; :func:`dry_run_plan` plans without any call.
 from __future__ import annotations
 
 from provisioner.pipeline.export import ExportIncompleteError, ExportOutcome, export_application
+from provisioner.pipeline.importer import IMPORT_KIND, ImportSettings, import_devices
 from provisioner.pipeline.plan import Estimate, chunk_sizes, estimate, format_plan, split_chunks
 from provisioner.pipeline.progress import (
     LogProgress,
@@ -17,30 +18,41 @@ from provisioner.pipeline.progress import (
     RichProgress,
     make_progress,
 )
+from provisioner.pipeline.random_names import (
+    RANDOM_KIND,
+    LostApplicationsError,
+    RandomSettings,
+    register_random,
+)
 from provisioner.pipeline.report import Counts, rejects_path
+from provisioner.pipeline.resume import resume
 from provisioner.pipeline.run import (
     RUN_KIND,
-    RunFailedError,
     RunOutcome,
     RunStatusView,
     dry_run_plan,
     provision,
-    resume,
     run_key,
     status,
 )
+from provisioner.pipeline.session import RunFailedError
 from provisioner.pipeline.settings import DEFAULT_CHUNK_SIZE, RunSettings, Tuning
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "IMPORT_KIND",
+    "RANDOM_KIND",
     "RUN_KIND",
     "Counts",
     "Estimate",
     "ExportIncompleteError",
     "ExportOutcome",
+    "ImportSettings",
     "LogProgress",
+    "LostApplicationsError",
     "NullProgress",
     "Progress",
+    "RandomSettings",
     "RichProgress",
     "RunFailedError",
     "RunOutcome",
@@ -52,8 +64,10 @@ __all__ = [
     "estimate",
     "export_application",
     "format_plan",
+    "import_devices",
     "make_progress",
     "provision",
+    "register_random",
     "rejects_path",
     "resume",
     "run_key",

@@ -13,11 +13,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 import structlog
 
+from provisioner.config import ApiSettings
 from provisioner.errors import EXIT_OK, EXIT_PARTIAL, OutputError
 from provisioner.inputs import InputTable, write_rejects
 from provisioner.journal import Journal, RunRecord
@@ -29,9 +30,9 @@ from provisioner.pipeline.report import (
     build_report,
     rejects_path,
 )
-from provisioner.pipeline.settings import RunSettings
 
 __all__ = [
+    "CommitTarget",
     "RunOutcome",
     "already_completed",
     "commit_run",
@@ -55,6 +56,19 @@ class RunOutcome:
     rejects_path: Path | None = None
     already_completed: bool = False
     plan: Sequence[str] = ()
+
+
+class CommitTarget(Protocol):
+    """Where and how a run writes: the part of its settings the commit needs."""
+
+    @property
+    def out(self) -> Path: ...
+    @property
+    def product_key(self) -> str: ...
+    @property
+    def fmt(self) -> str: ...
+    @property
+    def api(self) -> ApiSettings | None: ...
 
 
 def verify_export(journal: Journal, run_id: str, sink: CredentialSink, table: InputTable) -> Counts:
@@ -84,7 +98,7 @@ def verify_export(journal: Journal, run_id: str, sink: CredentialSink, table: In
 
 
 def commit_run(
-    settings: RunSettings,
+    settings: CommitTarget,
     journal: Journal,
     run_id: str,
     writer: CredentialWriter,
@@ -92,13 +106,17 @@ def commit_run(
     stages: StageClock,
     retries: Mapping[str, Any],
     resumed: bool,
+    *,
+    unaccounted: int = 0,
 ) -> RunOutcome:
+    """Commit a verified run (see the module docstring). ``unaccounted``: devices left
+    out on the operator's word (abandoned applications), which make the run partial."""
     assert settings.api is not None
     out = settings.out.absolute()
     report_file = report_path(out)
     rejects = rejects_path(out)
     not_provisioned = [d for d in journal.devices(run_id, states=("rejected", "failed"))]
-    exit_code = EXIT_PARTIAL if not_provisioned else EXIT_OK
+    exit_code = EXIT_PARTIAL if not_provisioned or unaccounted else EXIT_OK
     apply_ids = [
         a.apply_id
         for a in journal.applications(run_id, ("CREATE_SUCCESS", "CREATE_FAILED", "DONE"))
@@ -148,9 +166,11 @@ def commit_run(
     if exit_code == EXIT_OK:
         message = f"run {run_id} completed: {counts.exported} devices in {out} ({counts_text})"
     else:
+        where = f" (see {rejects})" if not_provisioned else ""
+        left = f", {unaccounted} abandoned after a lost answer" if unaccounted else ""
         message = (
-            f"run {run_id} finished, {len(not_provisioned)} devices not provisioned (see "
-            f"{rejects}); {counts.exported} devices in {out} ({counts_text})"
+            f"run {run_id} finished, {len(not_provisioned) + unaccounted} devices not "
+            f"provisioned{where}{left}; {counts.exported} devices in {out} ({counts_text})"
         )
     return RunOutcome(
         run_id=run_id,

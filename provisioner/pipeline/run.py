@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +28,8 @@ import httpx
 import polars as pl
 import structlog
 
-from provisioner.api import IotClient, RetryPolicy, SlidingWindowLimiter
-from provisioner.config import ApiSettings, load_api_settings
-from provisioner.errors import (
-    EXIT_FAILED,
-    EXIT_INPUT,
-    EXIT_OK,
-    OutputError,
-    ProvisionerError,
-    RunInProgressError,
-    UsageError,
-)
+from provisioner.config import ApiSettings
+from provisioner.errors import EXIT_INPUT, EXIT_OK, OutputError
 from provisioner.inputs import InputTable, fingerprint, read_devices, write_rejects
 from provisioner.journal import (
     AppRecord,
@@ -47,41 +37,25 @@ from provisioner.journal import (
     Journal,
     RejectedRow,
     RunRecord,
-    resolve_journal_path,
-)
-from provisioner.output import (
-    CredentialWriter,
-    Encryption,
-    load_encryption,
-    remove_stale_partials,
 )
 from provisioner.pipeline.driver import Driver
 from provisioner.pipeline.export import CredentialSink
-from provisioner.pipeline.finish import (
-    RunOutcome,
-    already_completed,
-    commit_run,
-    finish_commit,
-    verify_export,
-)
+from provisioner.pipeline.finish import RunOutcome, commit_run, verify_export
 from provisioner.pipeline.plan import estimate, format_plan, split_chunks
-from provisioner.pipeline.progress import Progress, make_progress
-from provisioner.pipeline.report import (
-    StageClock,
-    merge_retry_stats,
-    rejects_path,
-)
+from provisioner.pipeline.progress import Progress
+from provisioner.pipeline.report import StageClock, merge_retry_stats, rejects_path
+from provisioner.pipeline.session import RunFailedError, Session, WorkContext, execute
 from provisioner.pipeline.settings import RunSettings
 from provisioner.pipeline.status import RunStatusView, status
 
 __all__ = [
     "RUN_KIND",
+    "CheckCreateJob",
     "RunFailedError",
     "RunOutcome",
     "RunStatusView",
     "dry_run_plan",
     "provision",
-    "resume",
     "run_key",
     "status",
 ]
@@ -90,18 +64,6 @@ logger = structlog.get_logger("provisioner.pipeline")
 
 #: The kind of run this module makes: names checked, then created (BatchCheckDeviceNames).
 RUN_KIND = "check_create"
-
-
-class RunFailedError(ProvisionerError):
-    """The run stopped on an error; the journal is consistent and the run can be resumed."""
-
-    def __init__(self, run_id: str, cause: ProvisionerError) -> None:
-        self.run_id = run_id
-        self.cause = cause
-        super().__init__(
-            f"run {run_id} failed: {cause}; re-run the same command (or "
-            f"`provisioner resume {run_id}`) to resume"
-        )
 
 
 def run_key(
@@ -231,142 +193,85 @@ async def provision(
     assert settings.api is not None
     assert settings.encryption is not None
     api = settings.api
-    key = run_key(fingerprint(table.valid), settings.product_key, api.iot_instance_id, api.endpoint)
-    journal = Journal(resolve_journal_path(settings.journal))
-    try:
-        run = journal.find_run(key)
-        if expected_run_id is not None and (run is None or run.run_id != expected_run_id):
-            raise UsageError(
-                f"the input or options no longer match run {expected_run_id} (the input file "
-                "changed?); run `provisioner run` with the new input instead"
-            )
-        if run is not None and run.status == "committing" and _exists(run.params["out"]):
-            finish_commit(journal, run)
-            run = journal.get_run(run.run_id)
-        if run is not None and run.status == "completed" and not settings.force:
-            return already_completed(run)
-        if _exists(out) and not settings.force:
-            raise OutputError(
-                f"{out} already exists; choose another --out or pass --force to replace it"
-            )
-        params = _params(settings, api)
-        resumed = run is not None
-        if run is None:
-            run = journal.create_run(
-                run_key=key,
-                kind=RUN_KIND,
-                product_key=settings.product_key,
-                params=params,
-                chunks=split_chunks(_rows(table.valid), settings.chunk_size),
-                rejected=_rejected_rows(table.rejected),
-            )
-        lease = journal.acquire_lease(run.run_id)
-        try:
-            if resumed:
-                # The output path or format may differ from the first attempt's.
-                journal.update_params(run.run_id, params)
-            return await _work(
-                settings, table, run, journal, lease, stages, transport, progress, resumed
-            )
-        finally:
-            journal.release_lease(run.run_id, lease)
-    finally:
-        journal.close()
+    session = Session(
+        kind=RUN_KIND,
+        key=run_key(
+            fingerprint(table.valid), settings.product_key, api.iot_instance_id, api.endpoint
+        ),
+        product_key=settings.product_key,
+        params=_params(settings, api),
+        out=settings.out,
+        encryption=settings.encryption,
+        api=api,
+        fmt=settings.fmt,
+        force=settings.force,
+        journal=settings.journal,
+        progress=settings.progress,
+        tuning=settings.tuning,
+    )
+    job = CheckCreateJob(settings, table)
+    return await execute(
+        session,
+        job,
+        stages=stages,
+        transport=transport,
+        progress=progress,
+        expected_run_id=expected_run_id,
+    )
 
 
-async def _work(
-    settings: RunSettings,
-    table: InputTable,
-    run: RunRecord,
-    journal: Journal,
-    lease: Any,
-    stages: StageClock,
-    transport: httpx.AsyncBaseTransport | None,
-    progress: Progress | None,
-    resumed: bool,
-) -> RunOutcome:
-    assert settings.api is not None
-    assert settings.encryption is not None
-    api = settings.api
-    out = settings.out.absolute()
-    run_id = run.run_id
-    logger.info("run.resumed" if resumed else "run.started", run_id=run_id, out=str(out))
-    journal.set_status(run_id, "running")
-    bars = progress or make_progress(settings.progress, interval=settings.tuning.progress_seconds)
-    try:
-        _start_progress(bars, journal, run_id, table)
-        remove_stale_partials(out)
-        limiter = SlidingWindowLimiter(
-            api.credentials.access_key_id, scale=api.qps_scale, margin=settings.tuning.qps_margin
+class CheckCreateJob:
+    """Names checked, then created: BatchCheckDeviceNames and BatchRegisterDeviceWithApplyId."""
+
+    def __init__(self, settings: RunSettings, table: InputTable) -> None:
+        self.settings = settings
+        self.table = table
+
+    def plan(self, journal: Journal, session: Session) -> RunRecord:
+        return journal.create_run(
+            run_key=session.key,
+            kind=RUN_KIND,
+            product_key=session.product_key,
+            params=session.params,
+            chunks=split_chunks(_rows(self.table.valid), self.settings.chunk_size),
+            rejected=_rejected_rows(self.table.rejected),
         )
-        retry = RetryPolicy(max_attempts=api.max_attempts, max_total_seconds=api.max_retry_seconds)
-        once = RetryPolicy(max_attempts=1, max_total_seconds=api.max_retry_seconds)
-        writer = CredentialWriter(out, settings.encryption, fmt=settings.fmt, force=settings.force)
-        async with (
-            IotClient(api, transport=transport, limiter=limiter, retry=retry) as client,
-            IotClient(api, transport=transport, limiter=limiter, retry=once) as once_client,
-        ):
-            writer.open()
-            try:
-                sink = CredentialSink(writer, settings.product_key, bars)
-                driver = Driver(
-                    run_id=run_id,
-                    product_key=settings.product_key,
-                    existing=settings.existing,
-                    journal=journal,
-                    lease=lease,
-                    client=client,
-                    once_client=once_client,
-                    sink=sink,
-                    progress=bars,
-                    stages=stages,
-                    tuning=settings.tuning,
-                    qps_scale=api.qps_scale,
-                )
-                try:
-                    await driver.run()
-                except BaseExceptionGroup as group:
-                    raise _first_error(group) from None
-                counts = verify_export(journal, run_id, sink, table)
-                retries = merge_retry_stats([client.retry_stats.snapshot(), once.stats.snapshot()])
-                outcome = commit_run(
-                    settings, journal, run_id, writer, counts, stages, retries, resumed
-                )
-            except BaseException:
-                writer.abort()
-                raise
-    except RunInProgressError:
-        raise  # the lease was lost: the run's state belongs to its new holder
-    except ProvisionerError as exc:
-        journal.set_status(run_id, "failed", error=str(exc))
-        logger.error("run.failed", run_id=run_id, error=str(exc))
-        if exc.exit_code != EXIT_FAILED:
-            raise
-        raise RunFailedError(run_id, exc) from exc
-    except BaseException:
-        journal.set_status(run_id, "failed", error="interrupted")
-        raise
-    finally:
-        bars.close()
-    return outcome
 
+    def start_progress(self, progress: Progress, journal: Journal, run_id: str) -> None:
+        _start_progress(progress, journal, run_id, self.table)
 
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error to report from a task group: the first provisioner error, else the first."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    for leaf in leaves:
-        if isinstance(leaf, ProvisionerError):
-            return leaf
-    return leaves[0] if leaves else group
+    async def work(self, ctx: WorkContext) -> RunOutcome:
+        settings = self.settings
+        sink = CredentialSink(ctx.writer, settings.product_key, ctx.progress)
+        driver = Driver(
+            run_id=ctx.run_id,
+            product_key=settings.product_key,
+            existing=settings.existing,
+            journal=ctx.journal,
+            lease=ctx.lease,
+            client=ctx.client,
+            once_client=ctx.once_client,
+            sink=sink,
+            progress=ctx.progress,
+            stages=ctx.stages,
+            tuning=ctx.session.tuning,
+            qps_scale=ctx.session.api.qps_scale,
+        )
+        await driver.run()
+        counts = verify_export(ctx.journal, ctx.run_id, sink, self.table)
+        retries = merge_retry_stats(
+            [ctx.client.retry_stats.snapshot(), ctx.once_client.retry_stats.snapshot()]
+        )
+        return commit_run(
+            ctx.session,
+            ctx.journal,
+            ctx.run_id,
+            ctx.writer,
+            counts,
+            ctx.stages,
+            retries,
+            ctx.resumed,
+        )
 
 
 def _start_progress(bars: Progress, journal: Journal, run_id: str, table: InputTable) -> None:
@@ -401,61 +306,3 @@ def _exists(path: str | Path) -> bool:
 
 def _is_dir(path: Path) -> bool:
     return os.path.isdir(path)
-
-
-async def resume(
-    run_id: str,
-    *,
-    journal: str | None = None,
-    encryption: Encryption | None = None,
-    api: ApiSettings | None = None,
-    force: bool = False,
-    transport: httpx.AsyncBaseTransport | None = None,
-    progress: Progress | None = None,
-    base: RunSettings | None = None,
-    env: Mapping[str, str] = os.environ,
-) -> RunOutcome:
-    """Resume run ``run_id`` with the options it was started with.
-
-    ``encryption`` and ``api`` override what the journal recorded (the journal keeps
-    public keys and the *name* of a passphrase variable, never a secret; credentials
-    always come from the environment). ``base`` supplies the other settings (tuning,
-    progress) when given.
-    """
-    with Journal(resolve_journal_path(journal, env)) as store:
-        run = store.get_run(run_id)
-    params = run.params
-    if api is None:
-        api = load_api_settings(
-            endpoint=params.get("endpoint"),
-            region=params.get("region"),
-            iot_instance_id=params.get("iot_instance_id"),
-            env=env,
-        )
-    if encryption is None:
-        options = dict(params.get("encryption") or {})
-        recipients_file = options.get("recipients_file")
-        encryption = load_encryption(
-            recipients=list(options.get("recipients") or ()),
-            recipients_file=Path(recipients_file) if recipients_file else None,
-            passphrase_env=options.get("passphrase_env"),
-            env=env,
-        )
-    fields: dict[str, Any] = {
-        "input": Path(params["input"]),
-        "product_key": run.product_key,
-        "out": Path(params["out"]),
-        "encryption": encryption,
-        "fmt": params.get("format", "csv"),
-        "chunk_size": int(params.get("chunk_size", 10_000)),
-        "skip_invalid": bool(params.get("skip_invalid", False)),
-        "existing": params.get("existing", "fail"),
-        "force": force,
-        "journal": journal,
-        "api": api,
-        "encryption_options": params.get("encryption") or {},
-    }
-    settings = replace(base, **fields) if base is not None else RunSettings(**fields)
-    return await provision(
-        settings, transport=transport, progress=progress, expected_run_id=run.run_id
-    )

@@ -45,6 +45,8 @@ class Tuning:
       latency needs 5; 24 covers half a second of round trip.
     * ``qps_margin``: the rate limiter's safety margin (see :data:`QPS_MARGIN`).
     * ``detail_workers``: QueryDeviceDetail requests in flight (``--existing adopt``).
+    * ``import_workers``: ImportDevice requests in flight; 50 QPS with 100 ms of latency
+      needs 5, 16 covers 300 ms.
     * ``poll_initial`` / ``poll_fast_seconds`` / ``poll_factor`` / ``poll_max``: an
       application's status is polled every ``poll_initial`` seconds for its first
       ``poll_fast_seconds`` in a state, then backs off by ``poll_factor`` up to
@@ -63,6 +65,7 @@ class Tuning:
     page_workers: int = 24
     qps_margin: float = QPS_MARGIN
     detail_workers: int = 8
+    import_workers: int = 16
     poll_initial: float = 0.1
     poll_fast_seconds: float = 10.0
     poll_factor: float = 1.5
@@ -74,8 +77,8 @@ class Tuning:
     progress_seconds: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.page_workers < 1 or self.detail_workers < 1:
-            raise UsageError("page and detail workers must be at least 1")
+        if min(self.page_workers, self.detail_workers, self.import_workers) < 1:
+            raise UsageError("page, detail and import workers must be at least 1")
         if self.poll_initial <= 0 or self.poll_max < self.poll_initial:
             raise UsageError("poll intervals must be positive and poll_max >= poll_initial")
         if self.poll_factor < 1:

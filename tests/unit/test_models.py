@@ -213,3 +213,22 @@ def test_credential_repr_hides_secret() -> None:
     cred = models.DeviceCredential("n1", "very-secret", "i1")
     assert "very-secret" not in repr(cred)
     assert "very-secret" not in str(cred)
+
+
+def test_parse_product_reads_the_later_fields_from_json_and_xml_text() -> None:
+    data = {
+        "ProductKey": "a1BwAGV****",
+        "ProtocolType": "modbus",
+        "CategoryName": "Street Lamp",
+    }
+    from_json = models.parse_product(
+        {"Data": {**data, "ValidateType": 2, "Id2": False, "Owner": True}}
+    )
+    # XML answers carry every value as text.
+    from_xml = models.parse_product(
+        {"Data": {**data, "ValidateType": "2", "Id2": "false", "Owner": "true"}}
+    )
+    for product in (from_json, from_xml):
+        assert (product.protocol_type, product.category_name) == ("modbus", "Street Lamp")
+        assert (product.validate_type, product.id2, product.owner) == (2, False, True)
+    assert models.parse_product({"Data": {**data, "Id2": "maybe"}}).id2 is None

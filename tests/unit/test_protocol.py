@@ -289,6 +289,7 @@ BAD_BUILDS: list[tuple[str, Callable[[], object]]] = [
     ("NodeType", lambda: operations.create_product("Prod", 2)),
     ("DataFormat", lambda: operations.create_product("Prod", 0, data_format=3)),
     ("Description", lambda: operations.create_product("Prod", 0, description="x" * 101)),
+    ("ValidateType must be 1", lambda: operations.create_product("Prod", 0, validate_type=0)),
 ]
 
 
