@@ -4,6 +4,7 @@ Part 1 starts `provisioner emulator --latency-ms 100` (real limits, CHECK 1 s, C
 and runs `provisioner run` on 20,000 devices as separate processes. It reports the wall
 time, the floor (pages / 50 QPS + the time to the first created application), their
 ratio, devices/s, throttled responses and the run's peak RSS. Part 2 is
+benchmarks/import_bench.py: `provisioner import` against the ImportDevice limit. Part 3 is
 benchmarks/validate_1m.py: 1,000,000 rows through input validation.
 Targets: floor/wall >= 0.9 with zero throttled responses; validate < 3 s, < 500 MB.
 """
@@ -29,6 +30,7 @@ import httpx
 import pyrage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import import_bench
 import validate_1m
 
 from provisioner.api import IotClient
@@ -138,7 +140,7 @@ def main() -> int:
     print(f"  peak RSS of the run       {r['peak_rss_mb']:8.0f} MB")
     print()
     ok = r["ratio"] >= 0.9 and r["throttled"] == 0 and r["devices"] == DEVICES
-    return (0 if ok else 1) | validate_1m.main()
+    return (0 if ok else 1) | import_bench.main() | validate_1m.main()
 
 
 if __name__ == "__main__":
