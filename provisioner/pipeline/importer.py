@@ -26,7 +26,6 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import anyio
@@ -59,11 +58,11 @@ from provisioner.journal import (
 )
 from provisioner.output import IMPORT_COLUMNS, Encryption, OutputFormat
 from provisioner.pipeline.export import NOT_FOUND_CODES, ExportIncompleteError
-from provisioner.pipeline.finish import RunOutcome, commit_run
+from provisioner.pipeline.finish import RunOutcome
 from provisioner.pipeline.progress import Progress
-from provisioner.pipeline.report import Counts, StageClock, merge_retry_stats, rejects_path
-from provisioner.pipeline.session import Session, WorkContext, execute
-from provisioner.pipeline.settings import ExistingPolicy, ProgressMode, Tuning
+from provisioner.pipeline.report import Counts, StageClock, rejects_path
+from provisioner.pipeline.session import Session, WorkContext, commit, execute
+from provisioner.pipeline.settings import ExistingPolicy, ProgressMode, Tuning, empty_mapping
 
 __all__ = ["IMPORT_KIND", "ImportSettings", "import_devices"]
 
@@ -78,10 +77,6 @@ _FATAL = frozenset({"iot.system.InstanceNotFound", "iot.prod.NotExistedProduct"}
 _EXISTS_REASON = "already exists in product"
 _GROUP = 50
 _FLUSH_SECONDS = 0.2
-
-
-def _empty() -> Mapping[str, Any]:
-    return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +95,7 @@ class ImportSettings:
     force: bool = False
     journal: str | None = None
     progress: ProgressMode = "auto"
-    encryption_options: Mapping[str, Any] = field(default_factory=_empty)
+    encryption_options: Mapping[str, Any] = field(default_factory=empty_mapping)
     tuning: Tuning = field(default_factory=Tuning)
 
     def __post_init__(self) -> None:
@@ -258,19 +253,7 @@ class ImportJob:
         importer = Importer(ctx, self.settings, self.table)
         await importer.run()
         counts = importer.verify()
-        retries = merge_retry_stats(
-            [ctx.client.retry_stats.snapshot(), ctx.once_client.retry_stats.snapshot()]
-        )
-        return commit_run(
-            ctx.session,
-            ctx.journal,
-            ctx.run_id,
-            ctx.writer,
-            counts,
-            ctx.stages,
-            retries,
-            ctx.resumed,
-        )
+        return commit(ctx, counts)
 
 
 class Importer:

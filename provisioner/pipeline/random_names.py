@@ -28,7 +28,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Literal
 
 import anyio
@@ -50,12 +49,12 @@ from provisioner.journal import EXPORTABLE_STATES, AppRecord, Journal, RunRecord
 from provisioner.output import Encryption, OutputFormat
 from provisioner.pipeline.driver import CREATE_FINAL, Driver
 from provisioner.pipeline.export import AppExport, CredentialSink, ExportIncompleteError, PageJob
-from provisioner.pipeline.finish import RunOutcome, commit_run
+from provisioner.pipeline.finish import RunOutcome
 from provisioner.pipeline.plan import PAGE_SIZE, chunk_sizes
 from provisioner.pipeline.progress import Progress
-from provisioner.pipeline.report import Counts, StageClock, merge_retry_stats
-from provisioner.pipeline.session import Session, WorkContext, execute
-from provisioner.pipeline.settings import ProgressMode, Tuning
+from provisioner.pipeline.report import Counts, StageClock
+from provisioner.pipeline.session import Session, WorkContext, commit, execute
+from provisioner.pipeline.settings import ProgressMode, Tuning, empty_mapping
 
 __all__ = [
     "MAX_PER_CALL",
@@ -92,10 +91,6 @@ class LostApplicationsError(RunStoppedError):
         )
 
 
-def _empty() -> Mapping[str, Any]:
-    return MappingProxyType({})
-
-
 @dataclass(frozen=True, slots=True)
 class RandomSettings:
     """One ``provisioner register-random``."""
@@ -112,7 +107,7 @@ class RandomSettings:
     lost: LostPolicy = "fail"
     new_batch: bool = False
     progress: ProgressMode = "auto"
-    encryption_options: Mapping[str, Any] = field(default_factory=_empty)
+    encryption_options: Mapping[str, Any] = field(default_factory=empty_mapping)
     tuning: Tuning = field(default_factory=Tuning)
 
     def __post_init__(self) -> None:
@@ -250,21 +245,8 @@ class RandomJob:
         if driver.lost:
             raise LostApplicationsError(ctx.run_id, driver.lost, settings.product_key)
         counts = _verify(ctx, sink, settings.count)
-        retries = merge_retry_stats(
-            [ctx.client.retry_stats.snapshot(), ctx.once_client.retry_stats.snapshot()]
-        )
         abandoned = sum(a.size for a in ctx.journal.applications(ctx.run_id, ("ABANDONED",)))
-        return commit_run(
-            ctx.session,
-            ctx.journal,
-            ctx.run_id,
-            ctx.writer,
-            counts,
-            ctx.stages,
-            retries,
-            ctx.resumed,
-            unaccounted=abandoned,
-        )
+        return commit(ctx, counts, unaccounted=abandoned)
 
 
 def _verify(ctx: WorkContext, sink: CredentialSink, count: int) -> Counts:

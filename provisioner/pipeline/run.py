@@ -40,11 +40,11 @@ from provisioner.journal import (
 )
 from provisioner.pipeline.driver import Driver
 from provisioner.pipeline.export import CredentialSink
-from provisioner.pipeline.finish import RunOutcome, commit_run, verify_export
+from provisioner.pipeline.finish import RunOutcome, verify_export
 from provisioner.pipeline.plan import estimate, format_plan, split_chunks
 from provisioner.pipeline.progress import Progress
-from provisioner.pipeline.report import StageClock, merge_retry_stats, rejects_path
-from provisioner.pipeline.session import RunFailedError, Session, WorkContext, execute
+from provisioner.pipeline.report import StageClock, rejects_path
+from provisioner.pipeline.session import RunFailedError, Session, WorkContext, commit, execute
 from provisioner.pipeline.settings import RunSettings
 from provisioner.pipeline.status import RunStatusView, status
 
@@ -259,19 +259,7 @@ class CheckCreateJob:
         )
         await driver.run()
         counts = verify_export(ctx.journal, ctx.run_id, sink, self.table)
-        retries = merge_retry_stats(
-            [ctx.client.retry_stats.snapshot(), ctx.once_client.retry_stats.snapshot()]
-        )
-        return commit_run(
-            ctx.session,
-            ctx.journal,
-            ctx.run_id,
-            ctx.writer,
-            counts,
-            ctx.stages,
-            retries,
-            ctx.resumed,
-        )
+        return commit(ctx, counts)
 
 
 def _start_progress(bars: Progress, journal: Journal, run_id: str, table: InputTable) -> None:

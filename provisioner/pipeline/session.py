@@ -44,12 +44,20 @@ from provisioner.output import (
     OutputFormat,
     remove_stale_partials,
 )
-from provisioner.pipeline.finish import RunOutcome, already_completed, finish_commit
+from provisioner.pipeline.finish import RunOutcome, already_completed, commit_run, finish_commit
 from provisioner.pipeline.progress import Progress, make_progress
-from provisioner.pipeline.report import StageClock
+from provisioner.pipeline.report import Counts, StageClock, merge_retry_stats
 from provisioner.pipeline.settings import ProgressMode, Tuning
 
-__all__ = ["Job", "RunFailedError", "Session", "WorkContext", "execute", "first_error"]
+__all__ = [
+    "Job",
+    "RunFailedError",
+    "Session",
+    "WorkContext",
+    "commit",
+    "execute",
+    "first_error",
+]
 
 logger = structlog.get_logger("provisioner.pipeline")
 
@@ -232,6 +240,24 @@ async def _work(
         raise
     finally:
         bars.close()
+
+
+def commit(ctx: WorkContext, counts: Counts, *, unaccounted: int = 0) -> RunOutcome:
+    """Commit a verified run: report (with both clients' retries), rejects, output."""
+    retries = merge_retry_stats(
+        [ctx.client.retry_stats.snapshot(), ctx.once_client.retry_stats.snapshot()]
+    )
+    return commit_run(
+        ctx.session,
+        ctx.journal,
+        ctx.run_id,
+        ctx.writer,
+        counts,
+        ctx.stages,
+        retries,
+        ctx.resumed,
+        unaccounted=unaccounted,
+    )
 
 
 def _exists(path: str | Path) -> bool:

@@ -26,6 +26,7 @@ __all__ = [
     "ProgressMode",
     "RunSettings",
     "Tuning",
+    "empty_mapping",
 ]
 
 DEFAULT_CHUNK_SIZE = 10_000
@@ -89,7 +90,8 @@ class Tuning:
             raise UsageError("create attempts must be at least 1")
 
 
-def _empty() -> Mapping[str, Any]:
+def empty_mapping() -> Mapping[str, Any]:
+    """A read-only empty mapping, the default of option mappings in frozen settings."""
     return MappingProxyType({})
 
 
@@ -118,7 +120,7 @@ class RunSettings:
     dry_run: bool = False
     api: ApiSettings | None = None
     progress: ProgressMode = "auto"
-    encryption_options: Mapping[str, Any] = field(default_factory=_empty)
+    encryption_options: Mapping[str, Any] = field(default_factory=empty_mapping)
     tuning: Tuning = field(default_factory=Tuning)
 
     def __post_init__(self) -> None:

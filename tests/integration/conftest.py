@@ -9,8 +9,10 @@ from typing import Any
 
 import pyrage
 import pytest
+import structlog
 from socket_rig import AK_ID, AK_SECRET, Rig
 
+from provisioner.api import retry as retry_mod
 from provisioner.emulator.app import create_app
 from provisioner.emulator.config import EmulatorConfig
 from provisioner.emulator.serve import running_emulator
@@ -35,3 +37,13 @@ def rig_factory(tmp_path: Path) -> Iterator[Any]:
     yield make
     for ctx in reversed(stack):
         ctx.__exit__(None, None, None)
+
+
+@pytest.fixture
+def no_retry_waits() -> Iterator[None]:
+    # Logging set up by another test (CliRunner streams are closed after each invoke)
+    # must not leak in: start from structlog's defaults. Retries do not wait.
+    structlog.reset_defaults()
+    with retry_mod.testing():
+        yield
+    structlog.reset_defaults()

@@ -7,17 +7,14 @@ import csv
 import io
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pyrage
 import pytest
-import structlog
 from inprocess_rig import FAST, Crash, World, make_world
 
-from provisioner.api import retry as retry_mod
 from provisioner.errors import EXIT_INPUT, EXIT_OK, EXIT_PARTIAL, InputError, UsageError
 from provisioner.journal import Journal
 from provisioner.pipeline import ImportSettings, RunOutcome, import_devices, resume
@@ -25,13 +22,7 @@ from provisioner.pipeline import ImportSettings, RunOutcome, import_devices, res
 IMPORT = "ImportDevice"
 HEADER = ["ProductKey", "DeviceName", "DeviceSecret", "IotId", "Nickname", "ApplyId", "Sn"]
 
-
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> Iterator[None]:
-    structlog.reset_defaults()
-    with retry_mod.testing():
-        yield
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 
 def rows(n: int, prefix: str = "mig") -> list[dict[str, str]]:

@@ -15,7 +15,7 @@ import os
 import stat
 import subprocess
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +25,6 @@ import pytest
 import structlog
 from inprocess_rig import Crash, World, make_world, names
 
-from provisioner.api import retry as retry_mod
 from provisioner.errors import EXIT_INPUT, EXIT_OK, EXIT_PARTIAL, RunInProgressError
 from provisioner.journal import Journal
 from provisioner.pipeline import (
@@ -35,15 +34,7 @@ from provisioner.pipeline import (
     status,
 )
 
-
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> Iterator[None]:
-    # Logging set up by another test (CliRunner streams are closed after each invoke)
-    # must not leak in: start from structlog's defaults.
-    structlog.reset_defaults()
-    with retry_mod.testing():
-        yield
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 
 def assert_complete(world: World, expected: list[str]) -> list[dict[str, str]]:

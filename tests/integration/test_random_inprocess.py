@@ -4,17 +4,14 @@ never a second set of devices, whatever dies when."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-import structlog
 from inprocess_rig import FAST, Crash, World, make_world
 
-from provisioner.api import retry as retry_mod
 from provisioner.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from provisioner.journal import Journal
 from provisioner.pipeline import (
@@ -28,13 +25,7 @@ from provisioner.pipeline import (
 REGISTER = "BatchRegisterDevice"
 PAGE = "QueryPageByApplyId"
 
-
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> Iterator[None]:
-    structlog.reset_defaults()
-    with retry_mod.testing():
-        yield
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 
 def settings(world: World, count: int, **kw: Any) -> RandomSettings:
