@@ -88,22 +88,22 @@ PassphraseEnvOpt = Annotated[
 ]
 EndpointOpt = Annotated[
     str | None,
-    typer.Option("--endpoint", help="API endpoint [env PROVISIONER_ENDPOINT]."),
+    typer.Option("--endpoint", help="API endpoint (env PROVISIONER_ENDPOINT)."),
 ]
 RegionOpt = Annotated[
-    str | None, typer.Option("--region", help="Region id [env PROVISIONER_REGION].")
+    str | None, typer.Option("--region", help="Region id (env PROVISIONER_REGION).")
 ]
 InstanceOpt = Annotated[
     str | None,
-    typer.Option("--iot-instance-id", help="IoT instance id [env PROVISIONER_IOT_INSTANCE_ID]."),
+    typer.Option("--iot-instance-id", help="IoT instance id (env PROVISIONER_IOT_INSTANCE_ID)."),
 ]
 JournalOpt = Annotated[
     str | None,
     typer.Option(
         "--journal",
         metavar="URL",
-        help="Journal file or sqlite:///path [env PROVISIONER_JOURNAL; default "
-        "$XDG_STATE_HOME/provisioner/journal.sqlite3].",
+        help="Journal file or sqlite:///path (env PROVISIONER_JOURNAL; default "
+        "$XDG_STATE_HOME/provisioner/journal.sqlite3).",
     ),
 ]
 FormatOpt = Annotated[
@@ -112,7 +112,7 @@ FormatOpt = Annotated[
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output file.")]
 LogFormatOpt = Annotated[
     LogFormatChoice | None,
-    typer.Option("--log-format", help="Log lines for people or machines [default: by TTY]."),
+    typer.Option("--log-format", help="Log lines for people or machines (default: by TTY)."),
 ]
 # For compressed rehearsals against an emulator started with --qps-scale.
 QpsScaleOpt = Annotated[float | None, typer.Option("--qps-scale", hidden=True)]

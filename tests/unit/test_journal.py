@@ -14,6 +14,7 @@ from provisioner.errors import JournalError, RunInProgressError, UsageError
 from provisioner.journal import (
     SCHEMA_VERSION,
     DeviceRow,
+    ImportResult,
     Journal,
     RejectedRow,
     can_transition,
@@ -404,3 +405,60 @@ def test_release_lets_the_next_process_in(journal: Journal, clock: FakeClock) ->
     holder.close()
     assert journal.acquire_lease(run_id).pid == journal.pid
     assert journal.get_run(run_id).lease is not None
+
+
+# --- random names and imports -------------------------------------------------------------
+
+
+def test_random_application_machine_and_names(journal: Journal) -> None:
+    run = journal.create_run(
+        run_key="r", kind="random", product_key="a1PK", params={}, sizes=[3, 2]
+    )
+    first, second = journal.applications(run.run_id)
+    assert (first.size, second.size, first.state) == (3, 2, "PLANNED")
+    assert journal.devices(run.run_id) == []
+    journal.set_state(first.app_id, "INTENT_REGISTER")
+    journal.record_registered(first.app_id, "777")
+    assert journal.application(first.app_id).apply_id == "777"
+    child = journal.record_random_result(first.app_id, {"zzz": "failed"}, retry=True)
+    assert child is not None
+    assert (child.size, child.attempt, child.parent_id) == (1, 1, first.app_id)
+    assert journal.random_expected(journal.application(first.app_id)) == 2
+    journal.record_random_names(first.app_id, ["b", "a"])
+    journal.record_random_names(first.app_id, ["a", "b"])  # a re-export: nothing twice
+    names = [d.device_name for d in journal.devices(run.run_id)]
+    assert names == ["a", "b"]
+    # A lost answer: only the operator's decision moves it on.
+    journal.set_state(second.app_id, "INTENT_REGISTER")
+    journal.set_state(second.app_id, "LOST")
+    with pytest.raises(JournalError):
+        journal.set_state(second.app_id, "CREATE")
+    journal.set_state(second.app_id, "ABANDONED")
+    assert can_transition("LOST", "INTENT_REGISTER")
+
+
+def test_import_devices_intents_results_and_reopen(journal: Journal) -> None:
+    run = journal.create_run(
+        run_key="i", kind="import", product_key="a1PK", params={}, devices=rows(4)
+    )
+    assert journal.applications(run.run_id) == []
+    lines = [d.line for d in journal.devices(run.run_id)]
+    journal.mark_importing(run.run_id, lines[:3])
+    assert journal.device_counts(run.run_id) == {"importing": 3, "pending": 1}
+    journal.record_import_results(
+        run.run_id,
+        [
+            ImportResult(lines[0], "created", None, "iot-0"),
+            ImportResult(lines[1], "rejected", "already exists in product a1PK (...)"),
+            ImportResult(lines[2], "rejected", "exists with a different DeviceSecret"),
+        ],
+    )
+    assert journal.devices(run.run_id, ("created",))[0].iot_id == "iot-0"
+    journal.set_status(run.run_id, "completed")
+    assert journal.reopen_devices(run.run_id, "already exists in product") == 1
+    assert journal.get_run(run.run_id).status == "failed"
+    assert journal.device_counts(run.run_id) == {
+        "created": 1,
+        "pending": 2,
+        "rejected": 1,
+    }
