@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import anyio
 import httpx
 import structlog
 
 from provisioner.api import IotClient, RetryPolicy, SlidingWindowLimiter
+from provisioner.api import retry as retry_mod
 from provisioner.config import ApiSettings
 from provisioner.errors import (
     EXIT_FAILED,
@@ -156,6 +158,9 @@ async def execute(
                 f"{out} already exists; choose another --out or pass --force to replace it"
             )
         resumed = run is not None
+        # A holder that never let go died (or was killed) working the run: its last
+        # calls may still count in the account's one-second QPS windows.
+        taken_over = run is not None and run.lease is not None
         if run is None:
             run = job.plan(journal, session)
         lease = journal.acquire_lease(run.run_id)
@@ -163,6 +168,10 @@ async def execute(
             if resumed:
                 # The output path or format may differ from the first attempt's.
                 journal.update_params(run.run_id, session.params)
+            if taken_over and not retry_mod.is_testing():
+                window = 1.0 + session.tuning.qps_margin
+                logger.info("run.waiting_for_window", run_id=run.run_id, seconds=window)
+                await anyio.sleep(window)
             return await _work(
                 session, job, run, journal, lease, stages, transport, progress, resumed
             )
