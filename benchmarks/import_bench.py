@@ -23,13 +23,15 @@ import httpx
 import pyrage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import KEY_ID, KEY_SECRET, _create_product, _free_port, _wait_up
 
 DEVICES = 1_500
 LIMIT = 50
 
 
 def measure(work: Path) -> dict[str, float]:
+    # run.py imports this module: take its helpers when they are defined.
+    from run import KEY_ID, KEY_SECRET, _create_product, _free_port, _wait_up
+
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
