@@ -11,44 +11,24 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import anyio
-import httpx
 import pyrage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from emulated import emulator
 
 DEVICES = 1_500
 LIMIT = 50
 
 
 def measure(work: Path) -> dict[str, float]:
-    # run.py imports this module: take its helpers when they are defined.
-    from run import KEY_ID, KEY_SECRET, _create_product, _free_port, _wait_up
-
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID,
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
-        "PROVISIONER_ENDPOINT": url,
-        "PROVISIONER_JOURNAL": str(work / "journal.sqlite3"),
-    }
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "provisioner", "emulator", "--port", str(port),
-         "--access-key-id", KEY_ID, "--access-key-secret", KEY_SECRET, "--latency-ms", "100"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        _wait_up(url)
-        pk = anyio.run(_create_product, env)
+    with emulator(work) as emu:
+        env, pk = emu.env, emu.product_key
         key = pyrage.x25519.Identity.generate()
         text = io.StringIO()
         text.write("DeviceName,DeviceSecret,Sn\n")
@@ -71,10 +51,7 @@ def measure(work: Path) -> dict[str, float]:
         if proc.returncode != 0:
             raise SystemExit(f"the import failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
         report = json.loads(Path(f"{out}.report.json").read_text())
-        stats = httpx.get(f"{url}/_emulator/stats").json()
-    finally:
-        emulator.terminate()
-        emulator.wait(10)
+        stats = emu.stats()
     stage = float(report["durations_s"]["import"])
     return {
         "devices": report["counts"]["created"],

@@ -15,9 +15,7 @@ import csv
 import json
 import logging
 import math
-import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,64 +23,23 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import anyio
-import httpx
 import pyrage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import import_bench
 import validate_1m
+from emulated import emulator
 
-from provisioner.api import IotClient
-from provisioner.config import load_api_settings
 from provisioner.log import configure_logging
 
 DEVICES = 20_000
 PAGE = 50
 PAGE_QPS = 50
-KEY_ID, KEY_SECRET = "bench-key", "bench-secret-value"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_up(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{url}/_emulator/stats", timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise SystemExit("the emulator did not start")
-
-
-async def _create_product(env: dict[str, str]) -> str:
-    async with IotClient(load_api_settings(env=env)) as client:
-        return (await client.create_product("bench_product", 0)).product_key
 
 
 def _pipeline(work: Path) -> dict[str, float]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID,
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
-        "PROVISIONER_ENDPOINT": url,
-        "PROVISIONER_JOURNAL": str(work / "journal.sqlite3"),
-    }
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "provisioner", "emulator", "--port", str(port),
-         "--access-key-id", KEY_ID, "--access-key-secret", KEY_SECRET, "--latency-ms", "100"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        _wait_up(url)
-        pk = anyio.run(_create_product, env)
+    with emulator(work) as emu:
+        env, pk = emu.env, emu.product_key
         names = work / "devices.csv"
         with names.open("w", newline="") as fh:
             writer = csv.writer(fh)
@@ -104,10 +61,7 @@ def _pipeline(work: Path) -> dict[str, float]:
         created = [e for e in events if e.get("event") == "run.chunk_created"]
         first_created = min(datetime.fromisoformat(e["timestamp"]).timestamp() for e in created)
         report = json.loads(Path(f"{out}.report.json").read_text())
-        stats = httpx.get(f"{url}/_emulator/stats").json()
-    finally:
-        emulator.terminate()
-        emulator.wait(10)
+        stats = emu.stats()
     chunk = 10_000
     pages = sum(math.ceil(min(chunk, DEVICES - s) / PAGE) for s in range(0, DEVICES, chunk))
     floor = pages / PAGE_QPS + (first_created - started)

@@ -20,12 +20,15 @@ rejected rows keep no secret column.
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import polars as pl
+import polars.exceptions as pl_exc
 import pyrage
 import structlog
 
@@ -91,7 +94,7 @@ def read_import(path: Path, identity: Path | None = None) -> ImportTable:
     else:
         if identity is not None:
             raise UsageError(f"{path} is not encrypted (no .age suffix); drop --identity")
-        with reading_errors(path, kind):
+        with _withholding_cells(path, kind):
             frame = (
                 pl.read_csv(path, infer_schema=False, encoding="utf8")
                 if kind == "csv"
@@ -112,13 +115,30 @@ def _read_encrypted(path: Path, kind: FileKind, identity: Path | None) -> pl.Dat
         ) from exc
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror or exc}); check the file") from exc
-    with reading_errors(path, kind):
+    with _withholding_cells(path, kind):
         buffer = io.BytesIO(plain)
         return (
             pl.read_csv(buffer, infer_schema=False, encoding="utf8")
             if kind == "csv"
             else pl.read_parquet(buffer)
         )
+
+
+@contextlib.contextmanager
+def _withholding_cells(path: Path, kind: FileKind) -> Iterator[None]:
+    """:func:`reading_errors`, but a parser's detail is dropped: it may quote a cell, and
+    a cell of this file may be a DeviceSecret."""
+    try:
+        with reading_errors(path, kind):
+            yield
+    except InputError as exc:
+        if not isinstance(exc.__cause__, (pl_exc.PolarsError, pl_exc.PanicException)):
+            raise
+        raise InputError(
+            f"{path}: not a readable {kind.upper()} file (the parser's detail is withheld: it "
+            "may quote a secret); check the quoting and that no row has more fields than the "
+            "header"
+        ) from None
 
 
 def _select(frame: pl.DataFrame, path: Path) -> tuple[pl.DataFrame, tuple[str, ...]]:

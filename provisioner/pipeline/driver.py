@@ -56,6 +56,7 @@ from provisioner.pipeline.export import (
 )
 from provisioner.pipeline.progress import Progress
 from provisioner.pipeline.report import StageClock
+from provisioner.pipeline.session import keep_lease
 from provisioner.pipeline.settings import Tuning
 
 __all__ = ["CHECK_FINAL", "CREATE_FINAL", "Driver"]
@@ -136,7 +137,9 @@ class Driver:
     async def run(self) -> None:
         """Drive every unfinished application and export everything; returns when done."""
         async with anyio.create_task_group() as beat:
-            beat.start_soon(self._heartbeat)
+            beat.start_soon(
+                keep_lease, self.journal, self.run_id, self.lease, self.tuning.heartbeat_seconds
+            )
             try:
                 await self._pipeline()
             finally:
@@ -167,11 +170,6 @@ class Driver:
             self._send = None
             self._details = None
         self.stages.end("export")
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await anyio.sleep(self.tuning.heartbeat_seconds)
-            self.journal.heartbeat(self.run_id, self.lease)
 
     def _spawn(self, app: AppRecord) -> None:
         assert self._drivers is not None

@@ -61,7 +61,14 @@ from provisioner.pipeline.export import NOT_FOUND_CODES, ExportIncompleteError
 from provisioner.pipeline.finish import RunOutcome
 from provisioner.pipeline.progress import Progress
 from provisioner.pipeline.report import Counts, StageClock, rejects_path
-from provisioner.pipeline.session import Session, WorkContext, commit, execute
+from provisioner.pipeline.session import (
+    Session,
+    WorkContext,
+    commit,
+    execute,
+    keep_lease,
+    run_identity,
+)
 from provisioner.pipeline.settings import ExistingPolicy, ProgressMode, Tuning, empty_mapping
 
 __all__ = ["IMPORT_KIND", "ImportSettings", "import_devices"]
@@ -108,16 +115,15 @@ class ImportSettings:
 def import_key(table: ImportTable, settings: ImportSettings) -> str:
     """The same rows (names, nicknames, serials; not the secrets), product, instance and
     endpoint: the same import."""
-    digest = hashlib.sha256(b"provisioner.import.v1\n")
-    api = settings.api
-    for part in (settings.product_key, api.iot_instance_id or "", api.endpoint):
-        data = part.encode("utf-8")
-        digest.update(len(data).to_bytes(8, "big") + data)
+    rows = hashlib.sha256()
     for row in table.valid.select("DeviceName", "Nickname", "Sn").iter_rows():
         for value in row:
             data = b"\x00" if value is None else b"+" + value.encode("utf-8")
-            digest.update(len(data).to_bytes(4, "big") + data)
-    return digest.hexdigest()
+            rows.update(len(data).to_bytes(4, "big") + data)
+    api = settings.api
+    return run_identity(
+        IMPORT_KIND, settings.product_key, api.iot_instance_id or "", api.endpoint, rows.hexdigest()
+    )
 
 
 def _params(settings: ImportSettings) -> dict[str, Any]:
@@ -272,6 +278,9 @@ class Importer:
         }
         self.results: list[ImportResult] = []
         self.written: set[str] = set()
+        # Devices that will end in the output (the progress totals): counted down as
+        # devices are rejected, rather than counted again in the journal each time.
+        self.live = 0
 
     async def run(self) -> None:
         ctx = self.ctx
@@ -281,11 +290,14 @@ class Importer:
                 raise JournalError(f"device {device.device_name} has no IotId in the journal")
             self._write(device, device.iot_id, device.nickname)
         todo = ctx.journal.devices(ctx.run_id, states=("pending", "importing"))
+        self.live = len(self.written) + len(todo)
         send, receive = anyio.create_memory_object_stream[DeviceRecord](
             ctx.session.tuning.import_workers
         )
         async with anyio.create_task_group() as background:
-            background.start_soon(self._heartbeat)
+            background.start_soon(
+                keep_lease, ctx.journal, ctx.run_id, ctx.lease, ctx.session.tuning.heartbeat_seconds
+            )
             background.start_soon(self._flusher)
             async with anyio.create_task_group() as workers:
                 for _ in range(ctx.session.tuning.import_workers):
@@ -302,11 +314,6 @@ class Importer:
             background.cancel_scope.cancel()
         self._flush()
         ctx.stages.end("import")
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await anyio.sleep(self.ctx.session.tuning.heartbeat_seconds)
-            self.ctx.journal.heartbeat(self.ctx.run_id, self.ctx.lease)
 
     async def _flusher(self) -> None:
         while True:
@@ -408,18 +415,13 @@ class Importer:
                 state=state,
                 reason=reason,
             )
-            self.ctx.progress.set_total("created", self._live())
-            self.ctx.progress.set_total("exported", self._live())
+            self.live -= 1
+            self.ctx.progress.set_total("created", self.live)
+            self.ctx.progress.set_total("exported", self.live)
         else:
             self.ctx.progress.advance("created", 1)
         if len(self.results) >= _GROUP * 4:
             self._flush()
-
-    def _live(self) -> int:
-        not_imported = sum(1 for r in self.results if r.state in ("rejected", "failed"))
-        counts = self.ctx.journal.device_counts(self.ctx.run_id)
-        live = sum(counts.get(s, 0) for s in ("pending", "importing", "created", "adopted"))
-        return live - not_imported
 
     def _write(self, device: DeviceRecord, iot_id: str, nickname: str | None) -> None:
         given = self.inputs[device.line]

@@ -23,7 +23,6 @@ unfinished is refused unless ``--new-batch`` is given.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ from provisioner.pipeline.finish import RunOutcome
 from provisioner.pipeline.plan import PAGE_SIZE, chunk_sizes
 from provisioner.pipeline.progress import Progress
 from provisioner.pipeline.report import Counts, StageClock
-from provisioner.pipeline.session import Session, WorkContext, commit, execute
+from provisioner.pipeline.session import Session, WorkContext, commit, execute, run_identity
 from provisioner.pipeline.settings import ProgressMode, Tuning, empty_mapping
 
 __all__ = [
@@ -124,7 +123,7 @@ class RandomSettings:
 def random_run_key(settings: RandomSettings) -> str:
     """Same product, count, output, instance and endpoint: the same batch."""
     api = settings.api
-    parts = (
+    return run_identity(
         RANDOM_KIND,
         settings.product_key,
         str(settings.count),
@@ -132,11 +131,6 @@ def random_run_key(settings: RandomSettings) -> str:
         api.iot_instance_id or "",
         api.endpoint,
     )
-    digest = hashlib.sha256()
-    for part in parts:
-        data = part.encode("utf-8")
-        digest.update(len(data).to_bytes(8, "big") + data)
-    return digest.hexdigest()
 
 
 def _params(settings: RandomSettings) -> dict[str, Any]:

@@ -18,7 +18,6 @@ the same command, or ``provisioner resume RUN_ID``, carries on.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,7 +43,14 @@ from provisioner.pipeline.finish import RunOutcome, verify_export
 from provisioner.pipeline.plan import estimate, format_plan, split_chunks
 from provisioner.pipeline.progress import Progress
 from provisioner.pipeline.report import StageClock, rejects_path
-from provisioner.pipeline.session import RunFailedError, Session, WorkContext, commit, execute
+from provisioner.pipeline.session import (
+    RunFailedError,
+    Session,
+    WorkContext,
+    commit,
+    execute,
+    run_identity,
+)
 from provisioner.pipeline.settings import RunSettings
 from provisioner.pipeline.status import RunStatusView, status
 
@@ -74,12 +80,7 @@ def run_key(
     kind: str = RUN_KIND,
 ) -> str:
     """The identity of a run: the same rows, product, instance, endpoint and kind."""
-    parts = (input_fingerprint, product_key, iot_instance_id or "", endpoint, kind)
-    digest = hashlib.sha256()
-    for part in parts:
-        data = part.encode("utf-8")
-        digest.update(len(data).to_bytes(8, "big") + data)
-    return digest.hexdigest()
+    return run_identity(input_fingerprint, product_key, iot_instance_id or "", endpoint, kind)
 
 
 def _rows(valid: pl.DataFrame) -> list[DeviceRow]:
@@ -286,10 +287,6 @@ def _start_progress(bars: Progress, journal: Journal, run_id: str, table: InputT
 def _state(apps: Mapping[int, AppRecord], app_id: int | None) -> str | None:
     app = apps.get(app_id) if app_id is not None else None
     return app.state if app is not None else None
-
-
-def _exists(path: str | Path) -> bool:
-    return os.path.exists(path)
 
 
 def _is_dir(path: Path) -> bool:

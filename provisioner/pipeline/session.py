@@ -17,6 +17,7 @@ does the calls, and checks at the end that every device is in the output.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ __all__ = [
     "commit",
     "execute",
     "first_error",
+    "keep_lease",
+    "run_identity",
 ]
 
 logger = structlog.get_logger("provisioner.pipeline")
@@ -249,6 +252,24 @@ async def _work(
         raise
     finally:
         bars.close()
+
+
+def run_identity(*parts: str) -> str:
+    """The key of a run: SHA-256 over its length-prefixed parts (two different part lists
+    cannot encode to the same bytes)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
+
+
+async def keep_lease(journal: Journal, run_id: str, lease: Lease, seconds: float) -> None:
+    """Renew the run's lease every ``seconds`` until cancelled; raises
+    :class:`~provisioner.errors.RunInProgressError` if another process took it."""
+    while True:
+        await anyio.sleep(seconds)
+        journal.heartbeat(run_id, lease)
 
 
 def commit(ctx: WorkContext, counts: Counts, *, unaccounted: int = 0) -> RunOutcome:

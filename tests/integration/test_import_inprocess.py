@@ -267,3 +267,14 @@ def test_resume_by_run_id(tmp_path: Path) -> None:
     )
     assert outcome.exit_code == EXIT_OK, outcome.message
     assert_imported(world, data)
+
+
+def test_a_malformed_file_is_reported_without_its_cells(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    source = tmp_path / "in.csv"
+    source.write_text('DeviceName,DeviceSecret\nabcd,"unclosed-secret-value\nefgh,x,y,z\n')
+    with pytest.raises(InputError) as caught:
+        run(world, settings(world, source))
+    assert "withheld" in str(caught.value)
+    assert "unclosed-secret-value" not in str(caught.value)
+    assert caught.value.__cause__ is None
