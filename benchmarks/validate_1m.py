@@ -47,7 +47,7 @@ def generate(path: Path, rows: int = ROWS, *, seed: int = _SEED) -> dict[str, in
             nick = f"line{i % 9}_sensor_{i:07d}" if i % 2 else ""
             if roll < 0.005:
                 name, bad = rng.choice(_BAD_NAMES), bad + 1
-                nick = nick or "orphan_nick"  # an empty name with no nickname is a blank row
+                nick = nick or "orphan_nick"  # an empty name: a rejected row either way
             elif roll < 0.01:
                 name, bad = f"SN-{i:09d}", bad + 1
                 nick = rng.choice(_BAD_NICKS)

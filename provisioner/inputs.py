@@ -1,17 +1,29 @@
 """Read the device list (CSV or Parquet), validate it in polars, split it into valid and rejected.
 
-The file is scanned lazily with the streaming engine and only the DeviceName and Nickname
-columns are materialised, all as strings, so memory follows those two columns and not the
-width of the file. Validation is vectorised with the patterns of :mod:`provisioner.naming`;
-only rejected rows (usually few) go through Python, to get the exact reason a person reads.
+The file is opened by :mod:`provisioner.input_files` (what it really is, physical line
+numbers, limits, one-line errors) and scanned lazily with the streaming engine; only the
+DeviceName and Nickname columns are materialised, as strings, so memory follows those two
+columns and not the width of the file. Validation is vectorised with the patterns of
+:mod:`provisioner.naming`; only rejected rows (usually few) go through Python, to get the
+exact reason a person reads, and only a bounded prefix of each of their cells.
 
 Rules, in the order a row meets them:
 
 * Columns: ``DeviceName`` (or ``device_name``) is required; ``Nickname`` (or ``nickname``,
   ``DeviceNickname``) is optional. Header names are matched after trimming spaces. Any other
-  column is ignored, logged as ``input.columns_ignored`` and returned.
-* Values are never trimmed. An empty cell (``,,`` or ``""``) means "no value". A record with
-  neither a DeviceName nor a Nickname (a blank line) is skipped and not counted.
+  column is ignored, logged as ``input.columns_ignored`` and returned (names shortened to
+  40 characters).
+* Every record is a row: rows read = valid + rejected. An empty physical line is not a
+  record (see :mod:`provisioner.input_files`): it is skipped, counted in
+  :attr:`InputTable.empty_lines` and logged as ``input.empty_lines_skipped``. A record with
+  neither a DeviceName nor a Nickname (``,`` or ``,,x`` in CSV, a null or empty Parquet
+  cell) is rejected as ``empty row: no DeviceName``.
+* CSV: a DeviceName or Nickname cell holding a line break means broken quoting (a stray
+  quote swallowed the lines after it): the file is refused with the line the record starts
+  on, and nothing else is checked.
+* Values are never trimmed. An empty cell (``,,`` or ``""``) means "no value".
+* A cell longer than :attr:`ReadLimits.max_cell_chars` is not read; the row is rejected with
+  the cell's length. More rows than :attr:`ReadLimits.max_rows` refuses the file.
 * DeviceName: 4-32 characters of ``A-Z a-z 0-9 - _ @ . :``; empty is rejected.
 * Nickname: empty means no nickname. Otherwise letters, digits, ``_`` and Chinese characters,
   4-64 counted characters with a Chinese character counting two (the stricter
@@ -21,38 +33,57 @@ Rules, in the order a row meets them:
   (if otherwise valid); every later one is rejected as ``duplicate of line N``.
 * A row with several problems gets every reason, joined by ``"; "``.
 
-Line numbers: for CSV, the physical line of the record assuming one line per record (the
-header is line 1, the first data row line 2; a quoted field holding a newline shifts the
-lines after it). For Parquet, the 1-based row number plus one, so the numbers read the
-same as for a CSV export of the same table.
+Line numbers: the physical line of the file on which the record starts, the header being
+line 1, whatever quoted newlines, empty lines, CRLF or a BOM come before it. For Parquet,
+the 1-based row number plus one, so the numbers read the same as for a CSV export.
+
+Rejected rows repeat at most 40 characters of a cell (then ``…``). The rejects file is
+written mode 0600 from its first byte and atomically, and every cell that a spreadsheet
+would run as a formula (starting with ``= + - @``, TAB or CR) is prefixed with ``'``
+(:func:`provisioner.output.spreadsheet.excel_safe`).
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
+import dataclasses
 import hashlib
+import io
 import os
 import re
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import polars as pl
-import polars.exceptions as pl_exc
 import structlog
 
+from provisioner import input_files
 from provisioner.errors import InputError, OutputError
+from provisioner.input_files import (
+    CSV_SUFFIXES,
+    ECHO_CHARS,
+    PARQUET_SUFFIXES,
+    FileKind,
+    ReadLimits,
+    chars_column,
+    load,
+    open_source,
+    read_schema,
+    short,
+)
 from provisioner.naming import (
     CJK_CHARS,
+    DEVICE_NAME_MAX,
     DEVICE_NAME_PATTERN,
     NICKNAME_MAX,
     NICKNAME_MIN,
     device_name_problem,
     nickname_problem,
 )
+from provisioner.output._atomic import create_partial, discard, publish
+from provisioner.output.spreadsheet import write_csv_rows
 
 __all__ = [
     "CSV_SUFFIXES",
@@ -62,7 +93,9 @@ __all__ = [
     "REJECTS_COLUMNS",
     "FileKind",
     "InputTable",
+    "ReadLimits",
     "check_readable",
+    "echo_cell",
     "file_kind",
     "fingerprint",
     "read_devices",
@@ -74,103 +107,77 @@ __all__ = [
 REJECTS_COLUMNS: tuple[str, ...] = ("line", "DeviceName", "Nickname", "reason")
 DEVICE_NAME_COLUMNS: tuple[str, ...] = ("DeviceName", "device_name")
 NICKNAME_COLUMNS: tuple[str, ...] = ("Nickname", "nickname", "DeviceNickname")
-CSV_SUFFIXES: tuple[str, ...] = (".csv", ".txt")
-PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
 
 _LINE: Final = "line"
 _NAME: Final = "DeviceName"
 _NICK: Final = "Nickname"
 _REASON: Final = "reason"
-# The first data row is line 2: the header (CSV) or its notional equivalent (Parquet) is 1.
-_FIRST_LINE: Final = 2
+_NAME_CHARS: Final = chars_column(_NAME)
+_NICK_CHARS: Final = chars_column(_NICK)
 _NICKNAME_PATTERN: Final = rf"^[A-Za-z0-9_{CJK_CHARS}]*$"
 _CJK_PATTERN: Final = f"[{CJK_CHARS}]"
 _DUPLICATED_SUFFIX = re.compile(r"_duplicated_\d+$")
 _FINGERPRINT_DOMAIN: Final = b"provisioner.fingerprint.v1\n"
 _FINGERPRINT_SLICE: Final = 100_000
+# What of a rejected cell reaches Python: enough to word any reason exactly (a Nickname
+# counts up to two per character), never a whole long cell.
+_PREFIX: Final = 2 * NICKNAME_MAX + 2
 # Parquet column types that read as text without losing meaning; floats, dates and nested
 # types would turn into strings nobody typed.
 _TEXT_LIKE = (pl.String, pl.Categorical, pl.Enum, pl.Null)
-
-_Kind = Literal["csv", "parquet"]
-FileKind = _Kind
 
 _log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class InputTable:
-    """The device list, split. Both frames keep file order; ``line`` is described above."""
+    """The device list, split. Both frames keep file order; ``line`` is described above.
+
+    ``total`` (rows read) = ``valid.height`` + ``rejected.height``. ``empty_lines``: empty
+    physical lines skipped as not records; ``first_empty_lines``: the first few of them.
+    """
 
     valid: pl.DataFrame  # line (Int64), DeviceName (String), Nickname (String, null = none)
     rejected: pl.DataFrame  # line (Int64), DeviceName, Nickname, reason (String)
-    total: int  # data rows read (blank records excluded)
+    total: int
     ignored_columns: tuple[str, ...]
+    empty_lines: int = 0
+    first_empty_lines: tuple[int, ...] = ()
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def read_devices(path: Path) -> InputTable:
-    """Read and validate a device list. Raises :class:`InputError` with a one-line message."""
-    kind = _kind_of(path)
-    _check_readable(path, kind)
-    with _translating(path, kind):
-        lf = (
-            pl.scan_csv(path, infer_schema=False, encoding="utf8")
-            if kind == "csv"
-            else pl.scan_parquet(path)
-        )
-        schema = lf.collect_schema()
-    name_col, nick_col, ignored = _pick_columns(list(schema.names()), path, kind)
-    if kind == "parquet":
+def read_devices(path: Path, limits: ReadLimits | None = None) -> InputTable:
+    """Read and validate a device list. Raises :class:`InputError` with a one-line message.
+
+    ``limits`` defaults to :class:`ReadLimits` from the environment.
+    """
+    limits = ReadLimits() if limits is None else limits
+    source = open_source(path)
+    schema = read_schema(source)
+    name_col, nick_col, ignored = _pick_columns(list(schema.names()), path, source.kind)
+    if source.kind == "parquet":
         _check_parquet_types(schema, (name_col, nick_col), path)
+    shown = tuple(short(c) for c in ignored)
     if ignored:
-        _log.warning("input.columns_ignored", path=str(path), columns=list(ignored))
-    nick_expr = pl.col(nick_col) if nick_col is not None else pl.lit(None)
-    query = lf.select(
-        pl.col(name_col).cast(pl.String).alias(_NAME),
-        nick_expr.cast(pl.String).alias(_NICK),
-    ).with_row_index(_LINE, offset=_FIRST_LINE)
-    with _translating(path, kind):
-        frame = query.collect(engine="streaming")
-    return validate_frame(frame, ignored_columns=ignored)
-
-
-def _kind_of(path: Path) -> _Kind:
-    suffix = path.suffix.lower()
-    if suffix in CSV_SUFFIXES:
-        return "csv"
-    if suffix in PARQUET_SUFFIXES:
-        return "parquet"
-    accepted = ", ".join(CSV_SUFFIXES + PARQUET_SUFFIXES)
-    raise InputError(
-        f"{path}: unknown file type {suffix or '(no extension)'!s}; "
-        f"name the file with one of {accepted} (CSV or Parquet)"
+        _log.warning("input.columns_ignored", path=str(path), columns=list(shown))
+    loaded = load(source, {_NAME: name_col, _NICK: nick_col}, limits, needed=(_NAME, _NICK))
+    if loaded.empty_lines:
+        _log.info(
+            "input.empty_lines_skipped",
+            path=str(path),
+            count=loaded.empty_lines,
+            first_lines=list(loaded.first_empty),
+        )
+    table = validate_frame(loaded.frame, ignored_columns=shown)
+    return dataclasses.replace(
+        table, empty_lines=loaded.empty_lines, first_empty_lines=loaded.first_empty
     )
 
 
-def _check_readable(path: Path, kind: _Kind) -> None:
-    # Opening the file ourselves gives clear messages for the common mistakes before
-    # polars gets a chance to describe them in its own words.
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file; check the path") from exc
-    except IsADirectoryError as exc:
-        raise InputError(f"{path}: is a directory; give the path of a CSV or Parquet file") from exc
-    except PermissionError as exc:
-        raise InputError(f"{path}: permission denied; make the file readable") from exc
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror or exc}); check the file") from exc
-    # A lone BOM is what Excel writes for an empty sheet.
-    if head in (b"", codecs.BOM_UTF8):
-        raise _empty(path, kind)
-
-
 def _pick_columns(
-    names: list[str], path: Path, kind: _Kind
+    names: list[str], path: Path, kind: FileKind
 ) -> tuple[str, str | None, tuple[str, ...]]:
     if len(names) == 1 and ("\r" in names[0] or "\n" in names[0]):
         # Polars splits lines on \n only: a \r inside the header means CR-only line ends.
@@ -196,7 +203,10 @@ def _pick_columns(
                 f"{', '.join(aliases)}"
             )
     if not by_role[_NAME]:
-        shown = ", ".join(repr(n) for n in names[:10]) or "none"
+        # Header names may be quoted, but only a short prefix of each: they come from the file.
+        shown = ", ".join(repr(short(n)) for n in names[:10]) or "none"
+        if len(names) > 10:
+            shown += f" and {len(names) - 10} more"
         fix = (
             "add a header line naming the DeviceName column"
             if kind == "csv"
@@ -216,78 +226,6 @@ def _check_parquet_types(schema: pl.Schema, columns: tuple[str, str | None], pat
             raise InputError(f"{path}: column {col} has type {dtype}; store it as a string column")
 
 
-def _empty(path: Path, kind: _Kind) -> InputError:
-    if kind == "csv":
-        return InputError(
-            f"{path}: the file is empty; expected a header line with a DeviceName column"
-        )
-    return InputError(f"{path}: the file is empty; export the Parquet file again")
-
-
-@contextlib.contextmanager
-def _translating(path: Path, kind: _Kind) -> Iterator[None]:
-    """Turn polars and OS errors into one-line :class:`InputError` messages."""
-    try:
-        yield
-    except pl_exc.NoDataError as exc:
-        raise _empty(path, kind) from exc
-    except pl_exc.ColumnNotFoundError as exc:
-        raise InputError(
-            f"{path}: a needed column is missing ({_first_line(exc)}); check the header line"
-        ) from exc
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file; check the path") from exc
-    except PermissionError as exc:
-        raise InputError(f"{path}: permission denied; make the file readable") from exc
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror or exc}); check the file") from exc
-    except (pl_exc.PolarsError, pl_exc.PanicException) as exc:
-        raise _describe_polars_error(exc, path, kind) from exc
-
-
-def _describe_polars_error(exc: BaseException, path: Path, kind: _Kind) -> InputError:
-    detail = _first_line(exc)
-    if "utf-8" in detail.lower() or "utf8" in detail.lower():
-        where = _first_non_utf8_line(path) if kind == "csv" else None
-        at = f" (first bad byte on line {where})" if where else ""
-        return InputError(
-            f"{path}: the file is not UTF-8 text{at}; save it as UTF-8 (Excel: CSV UTF-8)"
-        )
-    if kind == "csv":
-        return InputError(
-            f"{path}: malformed CSV ({detail}); check the quoting and that no row has more "
-            "fields than the header"
-        )
-    return InputError(f"{path}: not a readable Parquet file ({detail}); export it again or use CSV")
-
-
-def _first_line(exc: BaseException) -> str:
-    # Polars messages run over several lines of hints; the operator needs the first one.
-    lines = str(exc).strip().splitlines()
-    text = lines[0].strip() if lines else type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _first_non_utf8_line(path: Path) -> int | None:
-    """The 1-based line holding the first byte that is not UTF-8 (an error path only)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
-    try:
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError as err:
-                    return line + chunk[: err.start].count(b"\n")
-                line += chunk.count(b"\n")
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return line
-    except OSError:
-        return None
-    return None
-
-
 # --------------------------------------------------------------------------- validation
 
 
@@ -295,36 +233,43 @@ def validate_frame(frame: pl.DataFrame, *, ignored_columns: tuple[str, ...] = ()
     """Validate rows already read: ``line`` (integer), ``DeviceName`` and ``Nickname`` (strings).
 
     This is the whole of :func:`read_devices` after reading, for callers (and tests) that
-    have the rows in memory already.
+    have the rows in memory already. Optional ``DeviceName_chars`` / ``Nickname_chars``
+    columns (from :func:`provisioner.input_files.load`) give the length of a cell that was
+    too long to read (its value then null); such a row is rejected with that length.
     """
     name, nick = pl.col(_NAME), pl.col(_NICK)
+    nick_long = pl.col(_NICK_CHARS).is_not_null()
     # An empty cell means "no value", whether written ,, (null) or "" (empty string).
     no_name = name.is_null() | (name == "")
     no_nick = nick.is_null() | (nick == "")
-    frame = frame.select(pl.col(_LINE).cast(pl.Int64), name.cast(pl.String), nick.cast(pl.String))
-    # Eager and flat on purpose: one pass computes four boolean columns and the frames
+    frame = frame.select(
+        pl.col(_LINE).cast(pl.Int64),
+        name.cast(pl.String),
+        nick.cast(pl.String),
+        *(
+            pl.col(c).cast(pl.UInt32) if c in frame.columns else pl.lit(None, pl.UInt32).alias(c)
+            for c in (_NAME_CHARS, _NICK_CHARS)
+        ),
+    )
+    # Eager and flat on purpose: one pass computes the boolean columns and the frames
     # below share the string buffers; a lazy plan with rewritten string columns peaked
     # about 100 MB higher on a million rows.
     flags = frame.select(
-        (no_name & no_nick).alias("_blank"),
         name.str.contains(DEVICE_NAME_PATTERN).fill_null(False).alias("_name_ok"),
         (
-            no_nick
+            (no_nick & ~nick_long)
             | (
                 nick.str.contains(_NICKNAME_PATTERN)
-                & (nick.str.len_chars() + nick.str.count_matches(_CJK_PATTERN)).is_between(
-                    NICKNAME_MIN, NICKNAME_MAX
-                )
+                & _counted(nick).is_between(NICKNAME_MIN, NICKNAME_MAX)
             )
-        ).alias("_nick_ok"),
+        )
+        .fill_null(False)
+        .alias("_nick_ok"),
         (name.is_first_distinct() | no_name).alias("_first"),
     )
-    ok = flags.select(
-        pl.col("_name_ok") & pl.col("_nick_ok") & pl.col("_first") & ~pl.col("_blank")
-    ).to_series()
-    blank = flags.get_column("_blank")
-    valid = frame.filter(ok).with_columns(_empty_to_null(nick))
-    bad = pl.concat([frame, flags], how="horizontal").filter(~ok & ~blank)
+    ok = flags.select(pl.col("_name_ok") & pl.col("_nick_ok") & pl.col("_first")).to_series()
+    valid = frame.filter(ok).select(_LINE, _NAME, _empty_to_null(nick))
+    bad = pl.concat([frame, flags], how="horizontal").filter(~ok)
     bad = bad.with_columns(_empty_to_null(name), _empty_to_null(nick))
     dup_names = bad.filter(~pl.col("_first")).get_column(_NAME).unique()
     # Only duplicates need the line of the first occurrence: look up just those names.
@@ -334,21 +279,60 @@ def validate_frame(frame: pl.DataFrame, *, ignored_columns: tuple[str, ...] = ()
         .agg(pl.col(_LINE).min().alias("_first_line"))
     )
     bad = bad.join(firsts, on=_NAME, how="left", maintain_order="left")
-    reasons = [
-        _reason(*row)
-        for row in bad.select(
-            _NAME, _NICK, "_name_ok", "_nick_ok", "_first", "_first_line"
-        ).iter_rows()
-    ]
-    rejected = bad.select(_LINE, _NAME, _NICK).with_columns(
-        pl.Series(_REASON, reasons, dtype=pl.String)
-    )
+    rejected = bad.select(_LINE, echo_cell(name), echo_cell(nick)).with_columns(_reasons(bad))
     return InputTable(
         valid=valid,
         rejected=rejected,
-        total=frame.height - int(blank.sum()),
+        total=frame.height,
         ignored_columns=ignored_columns,
     )
+
+
+def _reasons(bad: pl.DataFrame) -> pl.Series:
+    """The reason of each rejected row, worded by :mod:`provisioner.naming`.
+
+    A reason depends only on what is collected in ``facts`` (a cell's value only where its
+    characters decide the reason), so it is worded once per distinct set of facts: ten
+    million rows of one repeated bad cell make one call, not ten million.
+    """
+    name, nick = pl.col(_NAME), pl.col(_NICK)
+    name_long, nick_long = pl.col(_NAME_CHARS).is_not_null(), pl.col(_NICK_CHARS).is_not_null()
+    nick_bad = ~pl.col("_nick_ok")
+    facts = bad.select(
+        (name.is_null() & nick.is_null() & ~name_long & ~nick_long).alias("_empty"),
+        pl.when(~pl.col("_name_ok") & name.str.len_chars().is_between(1, DEVICE_NAME_MAX))
+        .then(name)
+        .alias("_name"),
+        pl.coalesce(_NAME_CHARS, name.str.len_chars()).alias("_name_len"),
+        name_long.alias("_name_long"),
+        pl.when(nick_bad).then(nick.str.head(_PREFIX)).alias("_nick"),
+        pl.when(nick_bad).then(pl.coalesce(_NICK_CHARS, nick.str.len_chars())).alias("_nick_len"),
+        pl.when(nick_bad).then(_counted(nick)).alias("_nick_counted"),
+        nick_long.alias("_nick_long"),
+        "_name_ok",
+        "_nick_ok",
+        "_first",
+        "_first_line",
+    )
+    keys = facts.unique()
+    worded = pl.Series(_REASON, [_reason(*row) for row in keys.iter_rows()], dtype=pl.String)
+    keys = keys.with_columns(worded)
+    joined = facts.join(keys, on=facts.columns, how="left", nulls_equal=True, maintain_order="left")
+    return joined.get_column(_REASON)
+
+
+def echo_cell(col: pl.Expr) -> pl.Expr:
+    """A cell as a rejects file or a message may repeat it: at most 40 characters, then "…"."""
+    return (
+        pl.when(col.str.len_chars() > ECHO_CHARS)
+        .then(pl.concat_str(col.str.head(ECHO_CHARS), pl.lit("…")))
+        .otherwise(col)
+        .alias(col.meta.output_name())
+    )
+
+
+def _counted(nick: pl.Expr) -> pl.Expr:
+    return nick.str.len_chars() + nick.str.count_matches(_CJK_PATTERN)
 
 
 def _empty_to_null(col: pl.Expr) -> pl.Expr:
@@ -356,61 +340,97 @@ def _empty_to_null(col: pl.Expr) -> pl.Expr:
 
 
 def _reason(
+    empty: bool,
     name: str | None,
+    name_len: int | None,
+    name_long: bool,
     nick: str | None,
+    nick_len: int | None,
+    nick_counted: int | None,
+    nick_long: bool,
     name_ok: bool,
     nick_ok: bool,
     first: bool,
     first_line: int | None,
 ) -> str:
+    if empty:
+        return "empty row: no DeviceName"
     reasons: list[str] = []
-    if not name_ok:
-        reasons.append(_device_name_reason(name or ""))
+    if name_long:
+        reasons.append(_too_long(_NAME, name_len, DEVICE_NAME_MAX))
+    elif not name_ok:
+        # The polars pattern and naming.py encode the same rule; naming.py words the reason.
+        problem = device_name_problem(name or "", length=name_len or 0)
+        reasons.append(problem or "DeviceName is not valid")
     elif not first and first_line is not None:
         reasons.append(f"duplicate of line {first_line}")
-    if not nick_ok and nick is not None:
-        reasons.append(_nickname_reason(nick))
+    if nick_long:
+        reasons.append(_too_long(_NICK, nick_len, NICKNAME_MAX))
+    elif not nick_ok and nick is not None:
+        reasons.append(_nickname_reason(nick, nick_len, nick_counted))
     return "; ".join(reasons) or "rejected"
 
 
-def _device_name_reason(value: str) -> str:
-    # The polars pattern and naming.py encode the same rule; naming.py words the reason.
-    return device_name_problem(value) or "DeviceName is not valid"
+def _too_long(role: str, length: int | None, most: int) -> str:
+    return f"{role} is {length} characters long; at most {most} are allowed"
 
 
-def _nickname_reason(value: str) -> str:
-    if value.isspace():
+def _nickname_reason(value: str, length: int | None, counted: int | None) -> str:
+    if length == len(value) and value.isspace():
         return "Nickname is only whitespace; leave the cell empty for no nickname"
-    return nickname_problem(value) or "Nickname is not valid"
+    return nickname_problem(value, counted=counted) or "Nickname is not valid"
 
 
 # --------------------------------------------------------------------------- outputs
 
 
-def write_rejects(rejected: pl.DataFrame, path: Path) -> None:
-    """Write the rejected rows as CSV (header ``line,DeviceName,Nickname,reason``), atomically.
+def write_rejects(rejected: pl.DataFrame, path: Path, *, replace: bool = True) -> None:
+    """Write the rejected rows as CSV (header ``line,DeviceName,Nickname,reason``).
 
-    The rows go to a temporary file in the same directory, which is then renamed over
-    ``path``: a reader never sees half a file. Raises :class:`OutputError` on failure.
+    The file is created under a temporary name beside ``path`` with mode 0600 from its first
+    byte, fsynced and renamed over ``path`` (:mod:`provisioner.output._atomic`): a reader
+    never sees half a file. Every cell goes through
+    :func:`~provisioner.output.spreadsheet.excel_safe`. ``replace=False`` refuses a ``path``
+    that exists (``validate --rejects`` without ``--force``); the pipeline's own rejects
+    beside an output belong to that output and are replaced. Raises :class:`OutputError`.
     """
-    frame = rejected.select(REJECTS_COLUMNS)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    if path.is_dir():
+        raise OutputError(
+            f"{path}: cannot write the rejects file (it is a directory); choose a file path"
+        )
+    if not replace and os.path.lexists(path):
+        raise OutputError(f"{path} exists; pass --force to replace it or choose another path")
     try:
-        # O_EXCL: never write through a file (or link) someone else put there.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as fh:
-            frame.write_csv(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except (OSError, pl_exc.PolarsError) as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+        temp, file = create_partial(path)
+    except OutputError as exc:
+        cause = exc.__cause__
+        why = cause.strerror if isinstance(cause, OSError) and cause.strerror else "cannot create"
         raise OutputError(
             f"{path}: cannot write the rejects file ({why}); check the directory exists "
             "and is writable"
         ) from exc
+    try:
+        text = io.TextIOWrapper(file, encoding="utf-8", newline="")
+        rows = (
+            ["" if cell is None else str(cell) for cell in row]
+            for row in rejected.select(REJECTS_COLUMNS).iter_rows()
+        )
+        write_csv_rows(text, [list(REJECTS_COLUMNS)])
+        write_csv_rows(text, rows)
+        text.flush()
+        text.detach()
+    except OSError as exc:
+        file.close()
+        discard(temp)
+        raise OutputError(
+            f"{path}: cannot write the rejects file ({exc.strerror or exc}); check the "
+            "directory is writable and has space"
+        ) from exc
+    except BaseException:
+        file.close()
+        discard(temp)
+        raise
+    publish(temp, file, path, force=replace)
 
 
 def fingerprint(valid: pl.DataFrame) -> str:
@@ -438,7 +458,17 @@ def fingerprint(valid: pl.DataFrame) -> str:
     return digest.hexdigest()
 
 
-#: For readers of other layouts (the import's input): the same checks and messages.
-file_kind = _kind_of
-check_readable = _check_readable
-reading_errors = _translating
+# Kept for callers of the names this module used to define; the work is in input_files.
+file_kind = input_files.file_kind
+
+
+def check_readable(path: Path, kind: FileKind) -> None:
+    """Raise :class:`InputError` unless ``path`` can be read as a file of ``kind``."""
+    open_source(path, kind=kind)
+
+
+@contextlib.contextmanager
+def reading_errors(path: Path, kind: FileKind) -> Iterator[None]:
+    """Turn polars and OS errors met reading ``path`` into one-line :class:`InputError`."""
+    with input_files.reading_errors(input_files.Source(path, kind)):
+        yield

@@ -12,6 +12,11 @@ One rule per field, decided where the reference disagrees with itself:
   (two each).
 
 Each checker returns ``None`` for a valid value or a short reason a person understands.
+A reason quotes at most the first character that breaks the rule, and not even that with
+``quote=False`` (used for the cells of a migration file, which may be misplaced secrets).
+Readers that pass only a prefix of a long value give its true length as ``length`` (or
+``counted``), so the reason states the real length without the whole value in memory;
+readers that checked the characters vectorised pass ``chars_ok`` and need no value at all.
 The patterns are shared with the vectorised validation of input files and with the
 emulator, so client and emulator cannot drift apart.
 """
@@ -63,48 +68,78 @@ def _first_bad(value: str, bad: re.Pattern[str]) -> str:
     return repr(match.group(0)) if match else "?"
 
 
-def device_name_problem(value: str) -> str | None:
-    if _DEVICE_NAME_RE.fullmatch(value):
+def device_name_problem(
+    value: str,
+    *,
+    length: int | None = None,
+    quote: bool = True,
+    chars_ok: bool | None = None,
+) -> str | None:
+    """Why ``value`` is not a DeviceName, or None. ``length``: the true length of a value
+    of which ``value`` is a prefix; ``quote=False`` leaves the offending character out;
+    ``chars_ok``: whether every character is allowed, checked already (then ``value`` is
+    not looked at, and may be empty)."""
+    n = len(value) if length is None else length
+    if chars_ok is None:
+        valid = n == len(value) and _DEVICE_NAME_RE.fullmatch(value) is not None
+    else:
+        valid = chars_ok and DEVICE_NAME_MIN <= n <= DEVICE_NAME_MAX
+    if valid:
         return None
-    if not value:
+    if n == 0:
         return "DeviceName is empty"
-    if not DEVICE_NAME_MIN <= len(value) <= DEVICE_NAME_MAX:
-        return (
-            f"DeviceName must be {DEVICE_NAME_MIN}-{DEVICE_NAME_MAX} characters, got {len(value)}"
-        )
-    return (
-        f"DeviceName has a character outside A-Z a-z 0-9 - _ @ . : "
-        f"({_first_bad(value, _DEVICE_NAME_BAD_CHAR)})"
-    )
+    if not DEVICE_NAME_MIN <= n <= DEVICE_NAME_MAX:
+        return f"DeviceName must be {DEVICE_NAME_MIN}-{DEVICE_NAME_MAX} characters, got {n}"
+    where = f" ({_first_bad(value, _DEVICE_NAME_BAD_CHAR)})" if quote and chars_ok is None else ""
+    return f"DeviceName has a character outside A-Z a-z 0-9 - _ @ . :{where}"
 
 
-def nickname_problem(value: str, *, min_length: int = NICKNAME_MIN) -> str | None:
+def nickname_problem(
+    value: str,
+    *,
+    min_length: int = NICKNAME_MIN,
+    counted: int | None = None,
+    quote: bool = True,
+    chars_ok: bool | None = None,
+) -> str | None:
+    """Why ``value`` is not a Nickname, or None. ``counted``: the true counted length of a
+    value of which ``value`` is a prefix; ``quote`` and ``chars_ok`` as for
+    :func:`device_name_problem`."""
     # fullmatch, not match: "$" would let a trailing newline through.
-    if not _WORD_CJK_RE.fullmatch(value):
-        bad = next(c for c in value if not _WORD_CJK_RE.fullmatch(c))
-        return (
-            "Nickname may hold only letters, digits, _ and Chinese characters "
-            f"({bad!r} is not allowed)"
-        )
-    n = counted_length(value)
+    allowed = _WORD_CJK_RE.fullmatch(value) is not None if chars_ok is None else chars_ok
+    if not allowed:
+        where = ""
+        if quote and chars_ok is None:
+            bad = next(c for c in value if not _WORD_CJK_RE.fullmatch(c))
+            where = f" ({bad!r} is not allowed)"
+        return f"Nickname may hold only letters, digits, _ and Chinese characters{where}"
+    n = counted_length(value) if counted is None else counted
     if not min_length <= n <= NICKNAME_MAX:
         return f"Nickname must be {min_length}-{NICKNAME_MAX} characters (Chinese count 2), got {n}"
     return None
 
 
-def device_secret_problem(value: str) -> str | None:
+def device_secret_problem(
+    value: str, *, length: int | None = None, chars_ok: bool | None = None
+) -> str | None:
     # The reason never repeats the value: it is a secret.
-    if not 1 <= len(value) <= 32:
-        return f"DeviceSecret must be 1-32 characters, got {len(value)}"
-    if _DEVICE_NAME_BAD_CHAR.search(value):
+    n = len(value) if length is None else length
+    if not 1 <= n <= 32:
+        return f"DeviceSecret must be 1-32 characters, got {n}"
+    bad = _DEVICE_NAME_BAD_CHAR.search(value) is not None if chars_ok is None else not chars_ok
+    if bad:
         return "DeviceSecret has a character outside A-Z a-z 0-9 - _ @ . :"
     return None
 
 
-def sn_problem(value: str) -> str | None:
-    if not 1 <= len(value) <= 64:
-        return f"Sn must be 1-64 characters, got {len(value)}"
-    if not _WORD_RE.fullmatch(value):
+def sn_problem(
+    value: str, *, length: int | None = None, chars_ok: bool | None = None
+) -> str | None:
+    n = len(value) if length is None else length
+    if not 1 <= n <= 64:
+        return f"Sn must be 1-64 characters, got {n}"
+    allowed = _WORD_RE.fullmatch(value) is not None if chars_ok is None else chars_ok
+    if not allowed:
         return "Sn may hold only letters, digits and _"
     return None
 

@@ -3,7 +3,10 @@
 ``keygen`` writes an age identity (age-keygen format, mode 0600) and prints its public key,
 the value to pass as ``--recipient``. ``decrypt`` reads an output file back with an
 identity file or a passphrase from the environment, to stdout by default. The standard
-``age`` CLI does the same (``age -d -i identity.txt out.csv.age``).
+``age`` CLI does the same (``age -d -i identity.txt out.csv.age``). ``decrypt --excel-safe``
+prefixes every CSV cell that a spreadsheet would run as a formula with ``'``
+(:mod:`provisioner.output.spreadsheet`); it is opt-in because valid DeviceNames may start
+with ``-`` or ``@``.
 """
 
 from __future__ import annotations
@@ -64,8 +67,11 @@ def decrypt_file(
     passphrase_env: str | None,
     out: Path | None,
     force: bool = False,
+    excel_safe: bool = False,
 ) -> None:
     """Decrypt ``path`` to ``out`` (atomically, mode 0600) or to stdout when ``out`` is None.
+
+    ``excel_safe``: neutralise formula-like cells of the (CSV) plaintext.
 
     Raises :class:`~provisioner.errors.ProvisionerError` subclasses.
     """
@@ -83,6 +89,7 @@ def decrypt_file(
             typer.get_binary_stream("stdout"),
             identities=identities,
             passphrase=passphrase,
+            excel_safe=excel_safe,
         )
         return
     if out.exists() and path.exists() and out.samefile(path):
@@ -90,7 +97,7 @@ def decrypt_file(
     # Written like every other output: a private temporary file renamed when complete,
     # so a wrong key or a damaged file leaves no half-written plaintext behind.
     with atomic_file(out, force=force) as file:
-        decrypt_to(path, file, identities=identities, passphrase=passphrase)
+        decrypt_to(path, file, identities=identities, passphrase=passphrase, excel_safe=excel_safe)
 
 
 def decrypt_command(
@@ -131,10 +138,26 @@ def decrypt_command(
         bool,
         typer.Option("--force", help="Replace OUT if it exists."),
     ] = False,
+    excel_safe: Annotated[
+        bool,
+        typer.Option(
+            "--excel-safe",
+            help="For CSV opened in a spreadsheet: put a ' before every cell starting with "
+            "= + - @ TAB or CR, so it is not run as a formula (DeviceNames may start with - "
+            "or @: they change too).",
+        ),
+    ] = False,
 ) -> None:
     """Decrypt an output file to stdout, or to --out. The result holds device secrets."""
     try:
-        decrypt_file(path, identity=identity, passphrase_env=passphrase_env, out=out, force=force)
+        decrypt_file(
+            path,
+            identity=identity,
+            passphrase_env=passphrase_env,
+            out=out,
+            force=force,
+            excel_safe=excel_safe,
+        )
     except ProvisionerError as exc:
         _fail(exc)
     if out is not None:

@@ -7,6 +7,13 @@ authenticate chunk by chunk: when writing to a pipe, output that precedes a dama
 has already been written when the error is raised. Writing to a file through
 :func:`provisioner.output._atomic.atomic_file` avoids that: a failure leaves no file.
 
+With ``excel_safe=True`` (``provisioner decrypt --excel-safe``) the plaintext, which must
+be CSV, is decrypted into memory and every cell goes through
+:func:`provisioner.output.spreadsheet.excel_safe` (a cell starting with ``= + - @``, TAB or
+CR gets a leading ``'``) before anything is written, so a spreadsheet opening the result
+runs no formula. It is opt-in: valid DeviceNames may start with ``-`` or ``@``, and a
+program reading the plaintext wants them unchanged.
+
 :func:`generate_identity` writes an identity file in the format of ``age-keygen``, so the
 standard ``age -d -i FILE`` can decrypt the output as well.
 """
@@ -23,6 +30,7 @@ import pyrage
 
 from provisioner.errors import InputError, UsageError
 from provisioner.output._atomic import os_error, write_bytes_atomic
+from provisioner.output.spreadsheet import excel_safe_csv
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -73,12 +81,49 @@ def decrypt_to(
     *,
     identities: Sequence[object] = (),
     passphrase: str | None = None,
+    excel_safe: bool = False,
 ) -> None:
     """Decrypt the age file ``path`` into ``out`` with ``identities`` XOR ``passphrase``.
 
+    ``excel_safe``: neutralise formula-like cells of a CSV plaintext (see above).
     Raises :class:`InputError` for a missing, foreign or damaged file, :class:`UsageError`
-    for keys that do not fit and :class:`OutputError` if ``out`` cannot be written.
+    for keys that do not fit (or ``excel_safe`` on a plaintext that is not CSV) and
+    :class:`OutputError` if ``out`` cannot be written.
     """
+    if not excel_safe:
+        _decrypt(path, out, identities=identities, passphrase=passphrase)
+        return
+    plain = io.BytesIO()
+    _decrypt(path, plain, identities=identities, passphrase=passphrase)
+    safe = _excel_safe(path, plain.getvalue())
+    try:
+        out.write(safe)
+        out.flush()
+    except OSError as exc:
+        name = getattr(out, "name", None)
+        raise os_error(Path(name if isinstance(name, str) else "the output"), exc) from exc
+
+
+def _excel_safe(path: Path, plain: bytes) -> bytes:
+    if plain.startswith(b"PAR1"):
+        raise UsageError(f"--excel-safe works on CSV; {path} holds Parquet: decrypt without it")
+    if plain.lstrip()[:1] in (b"{", b"["):
+        raise UsageError(f"--excel-safe works on CSV; {path} holds JSON: decrypt without it")
+    try:
+        return excel_safe_csv(plain)
+    except ValueError:
+        raise UsageError(
+            f"--excel-safe works on CSV; {path} does not hold CSV text: decrypt without it"
+        ) from None
+
+
+def _decrypt(
+    path: Path,
+    out: BinaryIO,
+    *,
+    identities: Sequence[object],
+    passphrase: str | None,
+) -> None:
     if bool(identities) == (passphrase is not None):
         raise UsageError("decrypt needs --identity FILE or --passphrase-env VAR (one of them)")
     head = _peek_header(path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
 import stat
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from provisioner import inputs
+from provisioner import input_files, inputs
 from provisioner.errors import InputError, OutputError
 from provisioner.inputs import (
     REJECTS_COLUMNS,
@@ -139,15 +138,18 @@ def test_empty_cells_blank_rows_and_several_reasons() -> None:
         )
     )
     assert table.valid.rows() == [(2, "abcd", None), (5, "abce", None)]
-    # Lines 3 and 4 are blank records: skipped and not counted.
-    assert table.total == 5
+    # Lines 3 and 4 are records with no value at all: rejected, not dropped (they were
+    # skipped without a word before), so rows read = valid + rejected.
+    assert table.total == 7 == table.valid.height + table.rejected.height
     assert _reasons(table) == {
+        3: "empty row: no DeviceName",
+        4: "empty row: no DeviceName",
         6: "DeviceName is empty",
         7: "DeviceName must be 4-32 characters, got 2; "
         "Nickname must be 4-64 characters (Chinese count 2), got 1",
         8: "Nickname is only whitespace; leave the cell empty for no nickname",
     }
-    assert table.rejected.get_column("DeviceName").to_list() == [None, "ab", "abcf"]
+    assert table.rejected.get_column("DeviceName").to_list() == [None, None, None, "ab", "abcf"]
 
 
 def test_duplicates_name_the_first_line() -> None:
@@ -197,26 +199,36 @@ def test_output_schemas_even_when_empty() -> None:
 
 def test_csv_with_bom_crlf_and_quotes(tmp_path: Path) -> None:
     data = (
-        "\ufeffDeviceName,Nickname\r\n"
-        '"SN-0001","line3_sensor_0001"\r\n'
-        'SN-0002,""\r\n'
-        '"SN,0003",温度传感器_12\r\n'
-        '"SN-\r\n0004",x\r\n'
-        "SN-0005,温度传感器_12\r\n"
+        "\ufeffDeviceName,Nickname,Notes\r\n"
+        '"SN-0001","line3_sensor_0001",\r\n'
+        'SN-0002,"",\r\n'
+        '"SN,0003",温度传感器_12,\r\n'
+        'SN-0004,x,"two\r\nlines"\r\n'
+        "SN-0005,温度传感器_12,\r\n"
     )
     table = read_devices(_write(tmp_path, "d.csv", data))
     assert table.valid.rows() == [
         (2, "SN-0001", "line3_sensor_0001"),
         (3, "SN-0002", None),
-        # The quoted newline above makes this physical line 7 count as record line 6.
-        (6, "SN-0005", "温度传感器_12"),
+        # The quoted newline above does not shift the lines after it (it once made this
+        # physical line 7 read as line 6).
+        (7, "SN-0005", "温度传感器_12"),
     ]
     reasons = _reasons(table)
     assert reasons[4] == "DeviceName has a character outside A-Z a-z 0-9 - _ @ . : (',')"
-    assert reasons[5].startswith("DeviceName has a character outside")
-    assert table.rejected.row(1)[1] == "SN-\r\n0004"
+    assert reasons[5].startswith("Nickname must be 4-64")
     assert table.total == 5
-    assert table.ignored_columns == ()
+    assert table.ignored_columns == ("Notes",)
+
+
+def test_line_break_in_a_needed_cell_is_broken_quoting(tmp_path: Path) -> None:
+    # It used to be one rejected row holding "SN-\r\n0004" (and whatever lines a stray
+    # quote swallowed): now the file is refused, naming the line the record starts on.
+    data = 'DeviceName,Nickname\r\nSN-0001,\r\n"SN-\r\n0004",x\r\nSN-0005,\r\n'
+    message = _input_error(_write(tmp_path, "d.csv", data))
+    assert "line 3: a DeviceName cell holds a line break" in message
+    assert "fix the quoting" in message
+    assert "0004" not in message
 
 
 def test_lf_without_bom_and_blank_lines_keep_physical_lines(tmp_path: Path) -> None:
@@ -444,7 +456,8 @@ def test_parquet_column_types(tmp_path: Path) -> None:
         (".csv", pl_exc.ColumnNotFoundError('"DeviceName" not found\nhint'), "needed column"),
         (".csv", pl_exc.PanicException("boom\nbacktrace"), "malformed CSV (boom)"),
         (".parquet", pl_exc.ComputeError("invalid utf-8 sequence"), "not UTF-8 text; save"),
-        (".csv", pl_exc.ComputeError("x" * 300 + "\nmore"), "x" * 197 + "..."),
+        # At most a short prefix of the parser's detail: it may quote the file.
+        (".csv", pl_exc.ComputeError("x" * 300 + "\nmore"), "(" + "x" * 40 + "…)"),
     ],
 )
 def test_errors_while_reading_are_translated(
@@ -478,8 +491,11 @@ def test_input_error_chains_the_cause(tmp_path: Path) -> None:
 
 
 def test_utf8_locator_survives_a_vanished_file(tmp_path: Path) -> None:
-    assert inputs._first_non_utf8_line(tmp_path / "gone.csv") is None
-    assert inputs._first_non_utf8_line(_write(tmp_path, "ok.csv", "DeviceName\n")) is None
+    # The locator moved to provisioner.input_files with the rest of the file handling.
+    locate = input_files._first_non_utf8_line
+    assert locate(input_files.Source(tmp_path / "gone.csv", "csv")) is None
+    ok = _write(tmp_path, "ok.csv", "DeviceName\n")
+    assert locate(input_files.Source(ok, "csv")) is None
 
 
 # --------------------------------------------------------------------------- rejects file
@@ -503,10 +519,8 @@ def test_write_rejects_replaces_and_keeps_header_when_empty(tmp_path: Path) -> N
     out = _write(tmp_path, "rejects.csv", "old content\n")
     write_rejects(validate_frame(_frame(["abcd"])).rejected, out)
     assert out.read_text() == "line,DeviceName,Nickname,reason\n"
-    # Created like any new file (umask applies), not with mkstemp's private 0600.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask
+    # Private like every file we write (it was 0666 & ~umask before).
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize("target", ["missing/rejects.csv", "adir"])
