@@ -15,14 +15,21 @@ sqlite3, pyrage, polars) are translated into this tree with ``raise ... from``.
     │   └── TerminalApiError              terminal: retrying would not help
     │       └── AuthenticationError       exit 2  AccessKey or signature refused
     ├── TransportError                    transient: connection refused, reset, timed out
+    │   ├── NoAnswerError                 exit 1  no answer at all within --timeout; not retried
+    │   └── TlsError                      exit 1  TLS handshake failed; not retried
+    │       └── CertificateError          exit 1  the server's certificate is not trusted
     ├── RunStoppedError                   a run stopped; the message says how to carry on
     │   (pipeline: RunFailedError wraps the cause; LostApplicationsError awaits --lost)
+    │   └── UnfinishedRunError            an unfinished run holds some of these devices
     ├── JournalError                      the journal cannot be read or written
     │   └── RunInProgressError            another process holds the run
     └── OutputError                       the output file cannot be written
 
 ``transient`` is a property of each error: the retry policy retries exactly the errors
 whose ``transient`` is true.
+
+Two exit codes belong to no error: 130 and 143, a stop by SIGINT or SIGTERM, which
+:mod:`provisioner.entry` turns into one line (nothing lost, the command that carries on).
 """
 
 from __future__ import annotations
@@ -37,16 +44,20 @@ __all__ = [
     "EXIT_USAGE",
     "ApiError",
     "AuthenticationError",
+    "CertificateError",
     "InputError",
     "JournalError",
+    "NoAnswerError",
     "OutputError",
     "ProvisionerError",
     "RunInProgressError",
     "RunStoppedError",
     "TerminalApiError",
     "ThrottledError",
+    "TlsError",
     "TransientApiError",
     "TransportError",
+    "UnfinishedRunError",
     "UsageError",
 ]
 
@@ -165,3 +176,54 @@ class OutputError(ProvisionerError):
 class RunStoppedError(ProvisionerError):
     """A run stopped before completing; the journal is consistent and the message says
     how to carry on (re-run the command, or decide with an option)."""
+
+
+class UnfinishedRunError(RunStoppedError):
+    """A new run would take devices that an unfinished run of the journal may have
+    created; the message names that run and the command that finishes it."""
+
+
+class NoAnswerError(TransportError):
+    """No answer at all came from the endpoint for the no-answer time (``--timeout``):
+    the retries are spent, so it is not retried again."""
+
+    transient = False
+
+    def __init__(self, endpoint: str, seconds: float, *, action: str, attempts: int) -> None:
+        self.endpoint = endpoint
+        self.seconds = seconds
+        self.action = action
+        self.attempts = attempts
+        tries = f"{attempts} attempt" + ("" if attempts == 1 else "s")
+        super().__init__(
+            f"no answer from {endpoint} in {seconds:g} s ({action}, {tries}): "
+            "check that this is the IoT Platform endpoint and that it is reachable from here "
+            "(network, firewall, proxy), or allow longer with --timeout"
+        )
+
+
+class TlsError(TransportError):
+    """The TLS handshake with the endpoint failed. Not retried: the same handshake fails
+    the same way. ``reason`` is OpenSSL's, ``hint`` what to try."""
+
+    transient = False
+
+    def __init__(self, endpoint: str, reason: str, *, hint: str | None = None) -> None:
+        self.endpoint = endpoint
+        self.reason = reason
+        self.hint = hint
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        hint = f": {self.hint}" if self.hint else ""
+        return f"TLS handshake with {self.endpoint} failed ({self.reason}{hint})"
+
+
+class CertificateError(TlsError):
+    """The server's certificate was not accepted (unknown CA, expired, wrong name)."""
+
+    def _describe(self) -> str:
+        return (
+            f"the TLS certificate of {self.endpoint} was not accepted ({self.reason}); "
+            "if it is signed by a private CA, set SSL_CERT_FILE=/path/to/ca.pem"
+        )

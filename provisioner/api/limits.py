@@ -5,6 +5,11 @@ machines), so the limiter is keyed by AccessKeyId and operation. The server coun
 requests in a strict one-second sliding window; the limiter paces the sends of each
 operation evenly so that no window, widened by a safety margin, holds more than the
 limit.
+
+Other processes on the same account fill the same window, which only the server sees.
+When it throttles a call, :meth:`Limiter.hold` pauses every later send of that
+operation in this process until the server's ``retry_after`` has passed, rather than
+keep sending into a closed window; pacing resumes after that.
 """
 
 from __future__ import annotations
@@ -54,9 +59,12 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class Limiter(Protocol):
-    """What the client needs from a rate limiter: wait until ``operation`` may be sent."""
+    """What the client needs from a rate limiter: wait until ``operation`` may be sent;
+    hold ``operation`` for ``seconds`` after a throttled answer."""
 
     async def acquire(self, operation: str) -> None: ...
+
+    def hold(self, operation: str, seconds: float) -> None: ...
 
 
 class SlidingWindowLimiter:
@@ -91,6 +99,7 @@ class SlidingWindowLimiter:
         self._clock = clock
         self._sleep = sleep
         self._next: dict[str, float] = {}
+        self._held_until: dict[str, float] = {}
         self._locks: dict[str, anyio.Lock] = {}
 
     def limit(self, operation: str) -> int:
@@ -106,8 +115,18 @@ class SlidingWindowLimiter:
         # One waiter at a time per operation keeps the order fair (FIFO on the lock).
         async with lock:
             now = self._clock()
-            due = self._next.get(operation, now)
-            if due > now:
+            while True:
+                due = max(self._next.get(operation, now), self._held_until.get(operation, now))
+                if due <= now:
+                    break
+                # Checked again after the sleep: a hold may have come in meanwhile.
                 await self._sleep(due - now)
                 now = max(self._clock(), due)
             self._next[operation] = now + interval
+
+    def hold(self, operation: str, seconds: float) -> None:
+        """No send of ``operation`` before ``seconds`` from now (a throttled answer's
+        ``retry_after``); a longer hold already in place stays."""
+        until = self._clock() + max(0.0, seconds)
+        if until > self._held_until.get(operation, float("-inf")):
+            self._held_until[operation] = until

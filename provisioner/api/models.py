@@ -10,6 +10,10 @@ a :class:`~provisioner.errors.TerminalApiError` with code ``MalformedResponse``.
 
 Secrets (DeviceSecret, ProductSecret) are fields with ``repr=False``: a record can be
 logged or shown in a traceback without leaking them.
+Every other text field may reach a terminal, a log, the journal or a rejects file, so it
+is cleaned here of control and format characters (ESC, BEL, bidi overrides) and put on
+one line (:func:`provisioner.api.scrub.clean_text`). Secrets are kept byte for byte: they
+go only to the encrypted output, and a changed secret would be a wrong one.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from provisioner.api.scrub import clean_text
 from provisioner.errors import TerminalApiError
 
 __all__ = [
@@ -230,11 +235,18 @@ def _obj(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _opt_str(value: Any) -> str | None:
+def _opt_secret(value: Any) -> str | None:
+    """A secret as sent: never shown, so never cleaned."""
     if value is None or isinstance(value, (Mapping, list)):
         return None
     text = str(value)
     return text if text else None
+
+
+def _opt_str(value: Any) -> str | None:
+    """Any other text of the server, without control characters, on one line."""
+    text = _opt_secret(value)
+    return None if text is None else clean_text(text) or None
 
 
 def _opt_int(value: Any) -> int | None:
@@ -256,8 +268,8 @@ def _opt_bool(value: Any) -> bool | None:
     return None
 
 
-def _req_str(data: Mapping[str, Any], key: str, action: str) -> str:
-    value = _opt_str(data.get(key))
+def _req_str(data: Mapping[str, Any], key: str, action: str, *, secret: bool = False) -> str:
+    value = (_opt_secret if secret else _opt_str)(data.get(key))
     if value is None:
         raise _malformed(action, key)
     return value
@@ -377,7 +389,7 @@ def parse_device_page(payload: Mapping[str, Any]) -> DevicePage:
         devices.append(
             DeviceCredential(
                 device_name=_req_str(entry, "DeviceName", action),
-                device_secret=_req_str(entry, "DeviceSecret", action),
+                device_secret=_req_str(entry, "DeviceSecret", action, secret=True),
                 iot_id=_opt_str(entry.get("IotId")) or "",
             )
         )
@@ -401,7 +413,7 @@ def parse_imported_device(payload: Mapping[str, Any]) -> ImportedDevice:
     return ImportedDevice(
         product_key=_opt_str(data.get("ProductKey")) or "",
         device_name=_req_str(data, "DeviceName", action),
-        device_secret=_req_str(data, "DeviceSecret", action),
+        device_secret=_req_str(data, "DeviceSecret", action, secret=True),
         iot_id=_opt_str(data.get("IotId")) or "",
         nickname=_nickname(data),
         sn=_opt_str(data.get("Sn")),
@@ -414,7 +426,7 @@ def parse_registered_device(payload: Mapping[str, Any]) -> RegisteredDevice:
     return RegisteredDevice(
         product_key=_opt_str(data.get("ProductKey")) or "",
         device_name=_req_str(data, "DeviceName", action),
-        device_secret=_req_str(data, "DeviceSecret", action),
+        device_secret=_req_str(data, "DeviceSecret", action, secret=True),
         iot_id=_opt_str(data.get("IotId")) or "",
         nickname=_nickname(data),
     )
@@ -424,7 +436,7 @@ def _device_detail(data: Mapping[str, Any], action: str) -> DeviceDetail:
     return DeviceDetail(
         product_key=_opt_str(data.get("ProductKey")) or "",
         device_name=_req_str(data, "DeviceName", action),
-        device_secret=_opt_str(data.get("DeviceSecret")) or "",
+        device_secret=_opt_secret(data.get("DeviceSecret")) or "",
         iot_id=_opt_str(data.get("IotId")) or "",
         nickname=_nickname(data),
         status=_opt_str(data.get("Status")),
@@ -474,7 +486,7 @@ def parse_product(payload: Mapping[str, Any]) -> Product:
         category_name=_opt_str(data.get("CategoryName")),
         id2=_opt_bool(data.get("Id2")),
         owner=_opt_bool(data.get("Owner")),
-        product_secret=_opt_str(data.get("ProductSecret")),
+        product_secret=_opt_secret(data.get("ProductSecret")),
     )
 
 
@@ -494,5 +506,5 @@ def parse_product_created(payload: Mapping[str, Any]) -> ProductCreated:
         aliyun_commodity_code=_opt_str(data.get("AliyunCommodityCode")),
         description=_opt_str(data.get("Description")),
         protocol_type=_opt_str(data.get("ProtocolType")),
-        product_secret=_opt_str(data.get("ProductSecret")),
+        product_secret=_opt_secret(data.get("ProductSecret")),
     )

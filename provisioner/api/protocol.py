@@ -15,14 +15,15 @@ Pure steps, each testable without a network, in the way httpx's ``_auth.py`` is:
 Parsing successful answers into typed records is in :mod:`provisioner.api.models`.
 
 Secrets travel in parameters (ImportDevice's DeviceSecret), so nothing here puts a
-parameter value into a ``repr()`` or an exception message, and error messages from the
-gateway are cut before the string-to-sign they echo.
+parameter value into a ``repr()`` or an exception message. What the server sends back
+(message, ``Code``, ``RequestId``, headers) goes through :mod:`provisioner.api.scrub`
+before it is put in an error: no request value or secret in any encoding, no control
+character, one line.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from provisioner.api import signing
+from provisioner.api.scrub import safe_code, safe_request_id, scrub_message
 from provisioner.errors import (
     ApiError,
     AuthenticationError,
@@ -328,24 +330,6 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 _RETRY_AFTER_HEADER = "x-acs-retry-after"
-_STRING_TO_SIGN_RE = re.compile(r"\s*server\s+string\s*to\s*sign\s*is.*", re.IGNORECASE | re.DOTALL)
-_MAX_MESSAGE = 300
-
-
-def scrub_message(message: str, redact: Sequence[str] = ()) -> str:
-    """A server message fit for an exception: no string-to-sign, one line, bounded.
-
-    The gateway's signature errors echo the string-to-sign, which holds every
-    parameter value (an ImportDevice DeviceSecret among them): everything from
-    ``server string to sign is`` on is dropped. Each of ``redact`` is replaced too.
-    """
-    text = _STRING_TO_SIGN_RE.sub("", message)
-    for value in sorted((v for v in redact if v), key=len, reverse=True):
-        text = text.replace(value, "<redacted>")
-    text = " ".join(text.split())
-    if len(text) > _MAX_MESSAGE:
-        text = text[: _MAX_MESSAGE - 3] + "..."
-    return text
 
 
 def _decode(body: bytes) -> dict[str, Any] | None:
@@ -383,13 +367,16 @@ def classify(
     headers: Mapping[str, str],
     *,
     redact: Sequence[str] = (),
+    secrets: Sequence[str] = (),
 ) -> ApiError | None:
     """``None`` for a success, else the error the answer means (not raised).
 
-    ``redact`` lists values (request parameters) that must not appear in the error
-    even if the server echoes them.
+    ``redact`` lists values (request parameters) and ``secrets`` the secrets (the
+    AccessKey secret, DeviceSecrets) that must not appear in the error in any encoding,
+    even if the server echoes them; a ``Code`` or ``RequestId`` holding a secret, or not
+    shaped like one, is replaced by a placeholder.
     """
-    return _classify(action, http_status, _decode(body), headers, redact)
+    return _classify(action, http_status, _decode(body), headers, redact, secrets)
 
 
 def _classify(
@@ -398,6 +385,7 @@ def _classify(
     data: dict[str, Any] | None,
     headers: Mapping[str, str],
     redact: Sequence[str],
+    secrets: Sequence[str],
 ) -> ApiError | None:
     if 200 <= http_status < 300 and data is not None and _is_success(data):
         return None
@@ -406,7 +394,8 @@ def _classify(
         # HTML from a proxy or load balancer: never echoed, it may quote the request.
         code = f"HTTP{http_status}"
         ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "none")
-        message = f"unexpected non-JSON answer (HTTP {http_status}, content-type {ctype[:60]})"
+        ctype = scrub_message(ctype[:60], redact, secrets)
+        message = f"unexpected non-JSON answer (HTTP {http_status}, content-type {ctype})"
         if retry_after is not None or http_status == 429:
             return ThrottledError(
                 action, code, message, http_status=http_status, retry_after=retry_after
@@ -415,11 +404,14 @@ def _classify(
             return TransientApiError(action, code, message, http_status=http_status)
         return TerminalApiError(action, code, message, http_status=http_status)
 
-    code = str(data.get("Code") or (f"HTTP{http_status}" if http_status >= 300 else "Unknown"))
+    # The code decides the class, so it is the checked code that does: a Code that is
+    # not shaped like one (or holds a secret) is classified by the HTTP status alone.
+    code = safe_code(data.get("Code"), secrets) or (
+        f"HTTP{http_status}" if http_status >= 300 else "Unknown"
+    )
     raw_message = data.get("Message") or data.get("ErrorMessage") or ""
-    message = scrub_message(str(raw_message), redact) or "no message"
-    request_id = data.get("RequestId")
-    rid = str(request_id) if request_id else None
+    message = scrub_message(str(raw_message), redact, secrets) or "no message"
+    rid = safe_request_id(data.get("RequestId"), secrets)
     kw: dict[str, Any] = {"http_status": http_status, "request_id": rid}
 
     if code == "Throttling" or code.startswith("Throttling.") or http_status == 429:
@@ -443,10 +435,11 @@ def read_response(
     headers: Mapping[str, str],
     *,
     redact: Sequence[str] = (),
+    secrets: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The decoded JSON object of a successful answer; raises the classified error."""
     data = _decode(body)
-    error = _classify(action, http_status, data, headers, redact)
+    error = _classify(action, http_status, data, headers, redact, secrets)
     if error is not None:
         raise error
     if data is None:  # _classify() passes only a JSON object; this keeps mypy and -O honest

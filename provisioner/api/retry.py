@@ -6,14 +6,28 @@ What is retried is decided by the error, not here: exactly the
 and its :class:`~provisioner.errors.ThrottledError`). Anything else, including bugs
 and cancellation, goes straight through.
 
-Waits: a throttled answer's ``retry_after`` is honoured as given (the server knows when
-its window reopens; asking earlier only burns quota). Other errors back off
-exponentially from ``initial_wait`` to ``max_wait`` with full jitter, so that many
-concurrent callers hit by one outage do not come back in lockstep. The policy stops
-after ``max_attempts`` attempts or ``max_total_seconds`` since the first one; a backoff
-wait is cut to the time left, and a ``retry_after`` that does not fit in the time left
-ends the retries at once rather than sending early into a closed window. The last error
-is re-raised as it is (never ``tenacity.RetryError``).
+Throttling is never fatal by itself. A throttled answer means the account's QPS window
+is full (another process or machine on the same AccessKey may be filling it); the call
+did not run. So a throttled attempt does not count against ``max_attempts`` nor
+``max_total_seconds``: the call waits the server's ``retry_after`` plus a little jitter
+(so that two processes throttled together do not come back in lockstep), or backs off
+when there is no hint, and tries again for as long as the run's ``deadline`` allows.
+When the next try could not start before the deadline, the ThrottledError is raised
+(the run stops, resumable).
+
+Other transient errors back off exponentially from ``initial_wait`` to ``max_wait`` with
+full jitter, so that many concurrent callers hit by one outage do not come back in
+lockstep. They stop after ``max_attempts`` such attempts or ``max_total_seconds`` of
+them, or when the next try could not start before the deadline; a backoff wait is cut
+to the time left. An endpoint that gives no answer at all (every attempt a
+:class:`~provisioner.errors.TransportError`) is given ``no_answer_seconds`` in all:
+each attempt gets a third of it (cut to what is left) as its timeout, and when too
+little is left the call ends with :class:`~provisioner.errors.NoAnswerError`. Otherwise
+the last error is re-raised as it is (never ``tenacity.RetryError``).
+
+Every decision is a pure method of :class:`RetryPolicy` (:meth:`~RetryPolicy.backoff`,
+:meth:`~RetryPolicy.throttle_wait`, :meth:`~RetryPolicy.fits_deadline`,
+:meth:`~RetryPolicy.attempt_timeout`) tested without I/O on an injected clock.
 
 :func:`set_testing` / :func:`testing` remove every wait, like ``stamina.set_testing``,
 so tests of code that retries run instantly; attempts and stop rules are unchanged.
@@ -33,9 +47,10 @@ import anyio
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from provisioner.errors import ProvisionerError, ThrottledError
+from provisioner.errors import NoAnswerError, ProvisionerError, ThrottledError, TransportError
 
 __all__ = [
+    "ATTEMPTS_PER_NO_ANSWER",
     "RetryPolicy",
     "RetryStats",
     "error_code",
@@ -108,12 +123,35 @@ class RetryStats:
         }
 
 
+#: One attempt may take this share of the no-answer time: three attempts fit in it.
+ATTEMPTS_PER_NO_ANSWER = 3
+# A last attempt with less than this share of a full attempt's time is not worth making.
+_MIN_ATTEMPT_SHARE = 0.25
+# Jitter added to a throttled call's wait: at least this, plus a share of the hint.
+_THROTTLE_JITTER_BASE = 0.05
+_THROTTLE_JITTER_SHARE = 0.1
+
+
+@dataclass(slots=True)
+class _CallState:
+    """What one call of the policy has seen so far."""
+
+    start: float
+    failures: int = 0  # attempts that failed transiently, throttles not counted
+    throttles: int = 0
+    throttled_time: float = 0.0  # spent in throttled attempts and their waits
+    silent_since: float | None = None  # start of the attempts that got no answer at all
+    silent_attempts: int = 0
+    reason: str | None = None  # why the policy gave up
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Retry transient errors with capped attempts and total time.
+    """Retry transient errors with capped attempts and total time; throttles until a deadline.
 
     ``clock``, ``sleep`` and ``rng`` are injectable so tests can run on a fake clock and
     record the waits. ``stats`` is shared by every call made through this policy.
+    Deadlines are absolute times on ``clock``.
     """
 
     max_attempts: int = 8
@@ -134,63 +172,168 @@ class RetryPolicy:
         if self.max_total_seconds < 0 or self.initial_wait < 0 or self.max_wait < 0:
             raise ValueError("retry times must not be negative")
 
+    # --- decisions (pure) -------------------------------------------------------------
+
     def backoff(self, retry_number: int) -> float:
         """The wait before retry ``retry_number`` (from 1) when the server gave no hint."""
         # The exponent is capped: 2.0 ** 1100 overflows, and max_wait caps far below.
         ceiling = min(self.max_wait, self.initial_wait * 2.0 ** min(retry_number - 1, 64))
         return ceiling * self.rng() if self.jitter else ceiling
 
-    async def call(self, fn: Callable[[], Awaitable[T]], *, action: str) -> T:
+    def throttle_wait(self, exc: ThrottledError, throttles: int = 1) -> float:
+        """The wait after the ``throttles``-th throttled answer of a call.
+
+        The server's ``retry_after`` plus a little jitter (50 ms and up to a tenth of the
+        hint), never less than the hint: earlier only burns quota, and two processes
+        throttled together must not come back together. Without a hint, the backoff.
+        """
+        hint = exc.retry_after
+        if hint is None:
+            return self.backoff(throttles)
+        if not self.jitter:
+            return hint
+        return hint + (_THROTTLE_JITTER_BASE + _THROTTLE_JITTER_SHARE * hint) * self.rng()
+
+    @staticmethod
+    def fits_deadline(now: float, wait: float, deadline: float | None) -> bool:
+        """True when a try after ``wait`` seconds from ``now`` starts by ``deadline``."""
+        return deadline is None or now + wait <= deadline
+
+    @staticmethod
+    def attempt_timeout(no_answer_seconds: float | None, silent_for: float | None) -> float | None:
+        """The timeout of the next attempt: a third of the no-answer time, cut to what is
+        left of it after ``silent_for`` seconds without an answer; ``None``: no limit."""
+        if no_answer_seconds is None:
+            return None
+        full = no_answer_seconds / ATTEMPTS_PER_NO_ANSWER
+        if silent_for is None:
+            return full
+        return max(0.0, min(full, no_answer_seconds - silent_for))
+
+    @staticmethod
+    def no_answer_spent(no_answer_seconds: float | None, silent_for: float) -> bool:
+        """True when, ``silent_for`` seconds into a stretch without any answer, what is
+        left of the no-answer time is too little for another attempt."""
+        if no_answer_seconds is None:
+            return False
+        left = no_answer_seconds - silent_for
+        return left < _MIN_ATTEMPT_SHARE * no_answer_seconds / ATTEMPTS_PER_NO_ANSWER
+
+    # --- the loop ---------------------------------------------------------------------
+
+    async def call(
+        self, fn: Callable[[], Awaitable[T]], *, action: str, deadline: float | None = None
+    ) -> T:
         """Await ``fn()`` until it succeeds, fails terminally or the budget is spent."""
-        start = self.clock()
+
+        async def timed(_timeout: float | None) -> T:
+            return await fn()
+
+        return await self.call_timed(timed, action=action, deadline=deadline)
+
+    async def call_timed(
+        self,
+        fn: Callable[[float | None], Awaitable[T]],
+        *,
+        action: str,
+        deadline: float | None = None,
+        no_answer_seconds: float | None = None,
+        endpoint: str = "the endpoint",
+    ) -> T:
+        """Like :meth:`call`; ``fn`` gets the timeout of its attempt (``None``: none).
+
+        With ``no_answer_seconds``, attempts that get no answer at all stop after about
+        that long with :class:`~provisioner.errors.NoAnswerError` naming ``endpoint``.
+        """
+        state = _CallState(start=self.clock())
         self.stats.calls += 1
 
         def remaining() -> float:
-            return self.max_total_seconds - (self.clock() - start)
+            # Time spent throttled is not the transient errors' time.
+            return self.max_total_seconds - (self.clock() - state.start - state.throttled_time)
 
-        def wait(state: RetryCallState) -> float:
-            if _testing:
-                return 0.0
-            exc = _exception(state)
-            if isinstance(exc, ThrottledError) and exc.retry_after is not None:
-                return exc.retry_after
-            return max(0.0, min(self.backoff(state.attempt_number), remaining()))
+        async def attempt() -> T:
+            began = self.clock()
+            silent_for = None if state.silent_since is None else began - state.silent_since
+            try:
+                return await fn(self.attempt_timeout(no_answer_seconds, silent_for))
+            except TransportError:
+                if state.silent_since is None:
+                    state.silent_since = began
+                state.silent_attempts += 1
+                raise
+            except ThrottledError:
+                state.silent_since, state.silent_attempts = None, 0
+                state.throttled_time += self.clock() - began
+                raise
+            except BaseException:
+                state.silent_since, state.silent_attempts = None, 0
+                raise
 
-        def stop(state: RetryCallState) -> bool:
+        def wait(retry_state: RetryCallState) -> float:
+            # Runs before stop(): the counters are updated here, once per failure.
+            exc = _exception(retry_state)
+            if isinstance(exc, ThrottledError):
+                state.throttles += 1
+                seconds = self.throttle_wait(exc, state.throttles)
+            else:
+                state.failures += 1
+                seconds = max(0.0, min(self.backoff(state.failures), remaining()))
+            return 0.0 if _testing else seconds
+
+        def stop(retry_state: RetryCallState) -> bool:
             # Runs after wait(), so the wait about to be taken is known here.
-            exc = _exception(state)
+            exc = _exception(retry_state)
+            now = self.clock()
+            upcoming = retry_state.upcoming_sleep
+            reason: str | None = None
             if isinstance(exc, ThrottledError):
                 self.stats.throttled += 1
-            left = remaining()
-            out_of_budget = (
-                state.attempt_number >= self.max_attempts
-                or left <= 0
-                or (not _testing and state.upcoming_sleep > left)
-            )
-            if out_of_budget:
+                if not self.fits_deadline(now, upcoming, deadline):
+                    reason = "deadline"
+            else:
+                left = remaining()
+                if state.failures >= self.max_attempts:
+                    reason = "attempts"
+                elif left <= 0 or (not _testing and upcoming > left):
+                    reason = "total_time"
+                elif not self.fits_deadline(now, upcoming, deadline):
+                    reason = "deadline"
+                elif (
+                    isinstance(exc, TransportError)
+                    and state.silent_since is not None
+                    and self.no_answer_spent(no_answer_seconds, now + upcoming - state.silent_since)
+                ):
+                    reason = "no_answer"
+            if reason is not None:
+                state.reason = reason
                 self.stats.gave_up += 1
                 logger.warning(
                     "api.retry.gave_up",
                     action=action,
                     code=error_code(exc) if exc else None,
-                    attempts=state.attempt_number,
-                    elapsed_s=round(self.clock() - start, 3),
+                    reason=reason,
+                    attempts=retry_state.attempt_number,
+                    elapsed_s=round(now - state.start, 3),
                 )
-            return out_of_budget
+            return reason is not None
 
-        def before_sleep(state: RetryCallState) -> None:
-            exc = _exception(state)
+        def before_sleep(retry_state: RetryCallState) -> None:
+            exc = _exception(retry_state)
             code = error_code(exc) if exc else "unknown"
             self.stats.retries += 1
             self.stats.by_code[code] += 1
+            throttled = isinstance(exc, ThrottledError)
+            if throttled:
+                state.throttled_time += retry_state.upcoming_sleep
             # Throttling is expected at full speed; anything else is worth a warning.
-            log = logger.info if isinstance(exc, ThrottledError) else logger.warning
+            log = logger.info if throttled else logger.warning
             log(
                 "api.retry",
                 action=action,
                 code=code,
-                attempt=state.attempt_number,
-                wait_s=round(state.upcoming_sleep, 3),
+                attempt=retry_state.attempt_number,
+                wait_s=round(retry_state.upcoming_sleep, 3),
             )
 
         retrying = AsyncRetrying(
@@ -201,7 +344,14 @@ class RetryPolicy:
             sleep=self.sleep,
             reraise=True,
         )
-        return await retrying(fn)
+        try:
+            return await retrying(attempt)
+        except TransportError as exc:
+            if state.reason != "no_answer" or no_answer_seconds is None:
+                raise
+            raise NoAnswerError(
+                endpoint, no_answer_seconds, action=action, attempts=state.silent_attempts
+            ) from exc
 
 
 def _exception(state: RetryCallState) -> BaseException | None:

@@ -23,11 +23,13 @@ from provisioner.log import configure_logging
 from provisioner.pipeline import RunOutcome
 
 __all__ = [
+    "DeadlineOpt",
     "EndpointOpt",
     "ExistingChoice",
     "ForceOpt",
     "FormatChoice",
     "FormatOpt",
+    "InsecureHttpOpt",
     "InstanceOpt",
     "JournalOpt",
     "LogFormatChoice",
@@ -37,6 +39,7 @@ __all__ = [
     "RecipientOpt",
     "RecipientsFileOpt",
     "RegionOpt",
+    "TimeoutOpt",
     "encryption_options",
     "fail",
     "finish",
@@ -113,6 +116,36 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing out
 LogFormatOpt = Annotated[
     LogFormatChoice | None,
     typer.Option("--log-format", help="Log lines for people or machines (default: by TTY)."),
+]
+InsecureHttpOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-http",
+        help="Allow a plain http:// endpoint on another machine: the AccessKey ID, signatures "
+        "and device secrets cross the network unencrypted (env PROVISIONER_INSECURE_HTTP=1). "
+        "http:// to this machine needs no option.",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=0.001,
+        help="Longest time to keep trying an endpoint from which no answer at all comes; "
+        "each attempt waits a third of it (env PROVISIONER_TIMEOUT; default 60).",
+    ),
+]
+DeadlineOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--deadline",
+        metavar="SECONDS",
+        min=0.001,
+        help="Throttled calls keep waiting for the account's QPS window at most this long "
+        "after the command starts calling the API; then the run stops, resumable "
+        "(env PROVISIONER_DEADLINE; default none).",
+    ),
 ]
 # For compressed rehearsals against an emulator started with --qps-scale.
 QpsScaleOpt = Annotated[float | None, typer.Option("--qps-scale", hidden=True)]

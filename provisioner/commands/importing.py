@@ -13,11 +13,13 @@ import anyio
 import typer
 
 from provisioner.commands.common import (
+    DeadlineOpt,
     EndpointOpt,
     ExistingChoice,
     ForceOpt,
     FormatChoice,
     FormatOpt,
+    InsecureHttpOpt,
     InstanceOpt,
     JournalOpt,
     LogFormatOpt,
@@ -26,6 +28,7 @@ from provisioner.commands.common import (
     RecipientOpt,
     RecipientsFileOpt,
     RegionOpt,
+    TimeoutOpt,
     encryption_options,
     finish,
     guard,
@@ -59,6 +62,9 @@ def import_command(
     endpoint: EndpointOpt = None,
     region: RegionOpt = None,
     iot_instance_id: InstanceOpt = None,
+    insecure_http: InsecureHttpOpt = False,
+    timeout: TimeoutOpt = None,
+    deadline: DeadlineOpt = None,
     journal: JournalOpt = None,
     existing: Annotated[
         ExistingChoice,
@@ -86,7 +92,13 @@ def import_command(
 
     def settings() -> ImportSettings:
         api = load_api_settings(
-            endpoint=endpoint, region=region, iot_instance_id=iot_instance_id, qps_scale=qps_scale
+            endpoint=endpoint,
+            region=region,
+            iot_instance_id=iot_instance_id,
+            qps_scale=qps_scale,
+            timeout=timeout,
+            deadline=deadline,
+            insecure_http=insecure_http or None,
         )
         return ImportSettings(
             input=input_path,

@@ -20,8 +20,10 @@ from rich.console import Console
 
 from provisioner.api.models import Product
 from provisioner.commands.common import (
+    DeadlineOpt,
     EndpointOpt,
     ForceOpt,
+    InsecureHttpOpt,
     InstanceOpt,
     LogFormatChoice,
     LogFormatOpt,
@@ -30,6 +32,7 @@ from provisioner.commands.common import (
     RecipientOpt,
     RecipientsFileOpt,
     RegionOpt,
+    TimeoutOpt,
     guard,
     print_table,
 )
@@ -76,10 +79,23 @@ def _configure_logging(log_format: LogFormatChoice | None) -> None:
 
 
 def _api(
-    endpoint: str | None, region: str | None, iot_instance_id: str | None, qps_scale: float | None
+    endpoint: str | None,
+    region: str | None,
+    iot_instance_id: str | None,
+    qps_scale: float | None,
+    *,
+    insecure_http: bool,
+    timeout: float | None,
+    deadline: float | None,
 ) -> ApiSettings:
     return load_api_settings(
-        endpoint=endpoint, region=region, iot_instance_id=iot_instance_id, qps_scale=qps_scale
+        endpoint=endpoint,
+        region=region,
+        iot_instance_id=iot_instance_id,
+        qps_scale=qps_scale,
+        timeout=timeout,
+        deadline=deadline,
+        insecure_http=insecure_http or None,
     )
 
 
@@ -182,6 +198,9 @@ def create_command(
     endpoint: EndpointOpt = None,
     region: RegionOpt = None,
     iot_instance_id: InstanceOpt = None,
+    insecure_http: InsecureHttpOpt = False,
+    timeout: TimeoutOpt = None,
+    deadline: DeadlineOpt = None,
     log_format: LogFormatOpt = None,
     qps_scale: QpsScaleOpt = None,
 ) -> None:
@@ -207,7 +226,16 @@ def create_command(
             resource_group_id=resource_group_id,
         )
         encryption = secret_file_encryption(out, recipient or (), recipients_file, passphrase_env)
-        return spec, encryption, _api(endpoint, region, iot_instance_id, qps_scale)
+        api = _api(
+            endpoint,
+            region,
+            iot_instance_id,
+            qps_scale,
+            insecure_http=insecure_http,
+            timeout=timeout,
+            deadline=deadline,
+        )
+        return spec, encryption, api
 
     spec, encryption, api = guard(prepare)
 
@@ -247,6 +275,9 @@ def show_command(
     endpoint: EndpointOpt = None,
     region: RegionOpt = None,
     iot_instance_id: InstanceOpt = None,
+    insecure_http: InsecureHttpOpt = False,
+    timeout: TimeoutOpt = None,
+    deadline: DeadlineOpt = None,
     log_format: LogFormatOpt = None,
     qps_scale: QpsScaleOpt = None,
 ) -> None:
@@ -258,7 +289,16 @@ def show_command(
 
     def prepare() -> tuple[Encryption | None, ApiSettings]:
         encryption = secret_file_encryption(out, recipient or (), recipients_file, passphrase_env)
-        return encryption, _api(endpoint, region, iot_instance_id, qps_scale)
+        api = _api(
+            endpoint,
+            region,
+            iot_instance_id,
+            qps_scale,
+            insecure_http=insecure_http,
+            timeout=timeout,
+            deadline=deadline,
+        )
+        return encryption, api
 
     encryption, api = guard(prepare)
 

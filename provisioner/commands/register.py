@@ -14,10 +14,12 @@ import anyio
 import typer
 
 from provisioner.commands.common import (
+    DeadlineOpt,
     EndpointOpt,
     ForceOpt,
     FormatChoice,
     FormatOpt,
+    InsecureHttpOpt,
     InstanceOpt,
     JournalOpt,
     LogFormatOpt,
@@ -26,6 +28,7 @@ from provisioner.commands.common import (
     RecipientOpt,
     RecipientsFileOpt,
     RegionOpt,
+    TimeoutOpt,
     encryption_options,
     finish,
     guard,
@@ -56,6 +59,9 @@ def register_random_command(
     endpoint: EndpointOpt = None,
     region: RegionOpt = None,
     iot_instance_id: InstanceOpt = None,
+    insecure_http: InsecureHttpOpt = False,
+    timeout: TimeoutOpt = None,
+    deadline: DeadlineOpt = None,
     journal: JournalOpt = None,
     per_call: Annotated[
         int,
@@ -93,7 +99,13 @@ def register_random_command(
 
     def settings() -> RandomSettings:
         api = load_api_settings(
-            endpoint=endpoint, region=region, iot_instance_id=iot_instance_id, qps_scale=qps_scale
+            endpoint=endpoint,
+            region=region,
+            iot_instance_id=iot_instance_id,
+            qps_scale=qps_scale,
+            timeout=timeout,
+            deadline=deadline,
+            insecure_http=insecure_http or None,
         )
         return RandomSettings(
             count=count,

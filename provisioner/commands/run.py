@@ -19,11 +19,13 @@ import typer
 from rich.console import Console
 
 from provisioner.commands.common import (
+    DeadlineOpt,
     EndpointOpt,
     ExistingChoice,
     ForceOpt,
     FormatChoice,
     FormatOpt,
+    InsecureHttpOpt,
     InstanceOpt,
     JournalOpt,
     LogFormatOpt,
@@ -32,6 +34,7 @@ from provisioner.commands.common import (
     RecipientOpt,
     RecipientsFileOpt,
     RegionOpt,
+    TimeoutOpt,
     encryption_options,
     finish,
     guard,
@@ -70,6 +73,9 @@ def run_command(
     endpoint: EndpointOpt = None,
     region: RegionOpt = None,
     iot_instance_id: InstanceOpt = None,
+    insecure_http: InsecureHttpOpt = False,
+    timeout: TimeoutOpt = None,
+    deadline: DeadlineOpt = None,
     journal: JournalOpt = None,
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1, help="Most names per application.")
@@ -109,6 +115,9 @@ def run_command(
                 region=region,
                 iot_instance_id=iot_instance_id,
                 qps_scale=qps_scale,
+                timeout=timeout,
+                deadline=deadline,
+                insecure_http=insecure_http or None,
             )
             encryption = load_encryption(recipient or (), recipients_file, passphrase_env)
         return RunSettings(
@@ -147,6 +156,9 @@ def resume_command(
     ] = None,
     log_format: LogFormatOpt = None,
     qps_scale: QpsScaleOpt = None,
+    insecure_http: InsecureHttpOpt = False,
+    timeout: TimeoutOpt = None,
+    deadline: DeadlineOpt = None,
 ) -> None:
     """Resume run RUN_ID with the options it was started with.
 
@@ -159,7 +171,7 @@ def resume_command(
         if recipient or recipients_file or passphrase_env:
             encryption = load_encryption(recipient or (), recipients_file, passphrase_env)
         api = None
-        if qps_scale is not None:
+        if qps_scale is not None or timeout is not None or deadline is not None or insecure_http:
             with Journal(resolve_journal_path(journal)) as store:
                 params = store.get_run(run_id).params
             api = load_api_settings(
@@ -167,6 +179,9 @@ def resume_command(
                 region=params.get("region"),
                 iot_instance_id=params.get("iot_instance_id"),
                 qps_scale=qps_scale,
+                timeout=timeout,
+                deadline=deadline,
+                insecure_http=insecure_http or None,
             )
         return anyio.run(
             lambda: resume(
@@ -246,6 +261,9 @@ def export_command(
     endpoint: EndpointOpt = None,
     region: RegionOpt = None,
     iot_instance_id: InstanceOpt = None,
+    insecure_http: InsecureHttpOpt = False,
+    timeout: TimeoutOpt = None,
+    deadline: DeadlineOpt = None,
     fmt: FormatOpt = FormatChoice.csv,
     force: ForceOpt = False,
     log_format: LogFormatOpt = None,
@@ -263,6 +281,9 @@ def export_command(
             region=region,
             iot_instance_id=iot_instance_id,
             qps_scale=qps_scale,
+            timeout=timeout,
+            deadline=deadline,
+            insecure_http=insecure_http or None,
         )
         encryption = load_encryption(recipient or (), recipients_file, passphrase_env)
         if not product_key.strip():

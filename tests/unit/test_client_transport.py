@@ -5,27 +5,32 @@ script. The real emulator gets its own integration tests.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import httpx
 import pytest
 from structlog.testing import capture_logs
 
 from provisioner.api import models, retry, signing
-from provisioner.api.client import IotClient
+from provisioner.api.client import IotClient, transport_error
 from provisioner.api.protocol import ApiRequest
 from provisioner.api.retry import RetryPolicy
 from provisioner.config import ApiSettings, Credentials
 from provisioner.errors import (
     AuthenticationError,
+    CertificateError,
+    NoAnswerError,
     TerminalApiError,
     ThrottledError,
+    TlsError,
     TransientApiError,
     TransportError,
+    UsageError,
 )
 
 pytestmark = pytest.mark.anyio
@@ -206,9 +211,13 @@ class Ticker:
 class RecordingLimiter:
     def __init__(self) -> None:
         self.acquired: list[str] = []
+        self.held: list[tuple[str, float]] = []
 
     async def acquire(self, operation: str) -> None:
         self.acquired.append(operation)
+
+    def hold(self, operation: str, seconds: float) -> None:
+        self.held.append((operation, seconds))
 
 
 class FakeSleep:
@@ -242,13 +251,17 @@ class Rig:
 
 
 def _settings(
-    version: str = "v1", secret: str = SECRET, instance: str | None = None
+    version: str = "v1",
+    secret: str = SECRET,
+    instance: str | None = None,
+    deadline: float | None = None,
 ) -> ApiSettings:
     return ApiSettings(
         Credentials(AKID, secret),
         ENDPOINT,
         iot_instance_id=instance,
         signature_version=version,  # type: ignore[arg-type]
+        deadline_seconds=deadline,
     )
 
 
@@ -259,6 +272,7 @@ def _rig(
     instance: str | None = None,
     script: list[Outcome] | None = None,
     max_attempts: int = 5,
+    deadline: float | None = None,
 ) -> Rig:
     server = FakeServer(script=list(script or []))
     limiter = RecordingLimiter()
@@ -271,7 +285,7 @@ def _rig(
         sleep=sleep,
     )
     client = IotClient(
-        _settings(version, secret, instance),
+        _settings(version, secret, instance, deadline),
         transport=httpx.MockTransport(server),
         limiter=limiter,
         retry=policy,
@@ -326,13 +340,31 @@ async def test_retry_after_header_is_honoured(version: str) -> None:
     assert client.retry_stats.throttled == 1
 
 
-async def test_throttling_that_never_ends_raises_throttled() -> None:
-    rig = _rig(script=[err(400, "Throttling")] * 10, max_attempts=3)
+async def test_throttles_are_not_attempts_and_hold_the_operation() -> None:
+    # Was: three throttles with max_attempts=3 raised ThrottledError (exit 1 of a run
+    # sharing its AccessKey with another). Now the call goes on until the window opens.
+    throttled = err(400, "Throttling.User", **{"x-acs-retry-after": "700"})
+    rig = _rig(script=[throttled] * 10, max_attempts=3)
     async with rig.client as client:
-        with pytest.raises(ThrottledError):
+        page = await client.query_page_by_apply_id(1295006, 1)
+    assert page.total == 1
+    assert len(rig.server.seen) == 11
+    assert client.retry_stats.throttled == 10
+    # Every throttled answer held the operation for the whole process.
+    assert rig.limiter.held == [("QueryPageByApplyId", 0.7)] * 10
+
+
+async def test_throttling_that_outlasts_the_deadline_raises_throttled() -> None:
+    throttled = err(400, "Throttling.User", **{"x-acs-retry-after": "1000"})
+    rig = _rig(script=[throttled] * 100, max_attempts=3, deadline=4.5)
+    async with rig.client as client:
+        assert client.deadline == pytest.approx(4.5)
+        with pytest.raises(ThrottledError) as info:
             await client.query_page_by_apply_id(1295006, 1)
-    assert len(rig.server.seen) == 3
-    assert client.retry_stats.throttled == 3
+    assert info.value.code == "Throttling.User"
+    # Tries at 0, 1, 2, 3 and 4 s; the one at 5 s would start after the deadline.
+    assert len(rig.server.seen) == 5
+    assert rig.sleep.now == pytest.approx(4.0)
 
 
 async def test_connect_error_becomes_a_retried_transport_error() -> None:
@@ -475,3 +507,133 @@ async def test_default_limiter_and_policy_from_settings() -> None:
     assert len(server.seen[0].nonce) == 32  # uuid4 hex
     # The default policy comes from the settings.
     assert client.retry_policy.max_attempts == 3
+
+
+@VERSIONS
+async def test_the_access_key_secret_is_scrubbed_in_every_encoding(version: str) -> None:
+    # A gateway echoing the request: our AccessKey secret, encoded, in the message and
+    # in the Code, and an escape sequence in the RequestId header and body.
+    echo = (
+        f"signature key {SECRET}& ({quote(SECRET + '&')}) "
+        f"{DEVICE_SECRET.lower()} {quote(DEVICE_SECRET).lower()}\x1b]0;owned\x07"
+    )
+    body: dict[str, Any] = {
+        "RequestId": "R\x1b[2J",
+        "Code": f"Bad.{SECRET}",
+        "Message": echo,
+        "Success": False,
+    }
+    rig = _rig(version, script=[(200, body, {"x-acs-request-id": "X\x1b[31m"})])
+    with capture_logs() as logs:
+        async with rig.client as client:
+            with pytest.raises(TerminalApiError) as info:
+                await client.import_device(PK, "imp-1", DEVICE_SECRET)
+    text = str(info.value)
+    assert SECRET not in text
+    assert quote(SECRET) not in text
+    assert "\x1b" not in text
+    assert "\x07" not in text
+    assert info.value.code == "<unreadable>"
+    assert info.value.request_id == "<unreadable>"
+    for entry in logs:
+        assert SECRET not in repr(entry)
+        assert "\x1b" not in repr(entry)
+        assert "\\x1b" not in repr(entry)
+
+
+async def test_plain_http_across_the_network_is_refused_without_insecure_http() -> None:
+    remote = "http://iot.example.com"
+    with pytest.raises(UsageError, match="--insecure-http"):
+        IotClient(ApiSettings(Credentials(AKID, SECRET), remote))
+    allowed = IotClient(ApiSettings(Credentials(AKID, SECRET), remote, insecure_http=True))
+    await allowed.aclose()
+    local = IotClient(ApiSettings(Credentials(AKID, SECRET), "http://127.0.0.1:8080"))
+    await local.aclose()
+    # An injected transport sends nothing over a network: no check.
+    injected = IotClient(
+        ApiSettings(Credentials(AKID, SECRET), remote), transport=httpx.MockTransport(FakeServer())
+    )
+    await injected.aclose()
+
+
+async def test_each_attempt_gets_a_third_of_the_timeout() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.extensions["timeout"]))
+        raise httpx.ReadTimeout("slow", request=request)
+
+    sleep = FakeSleep()
+    policy = RetryPolicy(max_attempts=8, jitter=False, clock=sleep.clock, sleep=sleep)
+    settings = ApiSettings(Credentials(AKID, SECRET), ENDPOINT, timeout=9.0)
+    async with IotClient(settings, transport=httpx.MockTransport(slow), retry=policy) as client:
+        with pytest.raises(NoAnswerError) as info:
+            await client.query_product(PK)
+    assert seen[0] == {"connect": 3.0, "read": 3.0, "write": 3.0, "pool": 3.0}
+    # The fake clock moves only in the waits between attempts, and they count as time
+    # without an answer: later attempts get what is left of the 9 s.
+    reads = [t["read"] for t in seen]
+    assert reads == sorted(reads, reverse=True)
+    assert 0 < reads[-1] <= 3.0
+    assert str(info.value).startswith(f"no answer from {ENDPOINT} in 9 s (QueryProduct, ")
+
+
+def _raised_from(cause: BaseException) -> httpx.ConnectError:
+    """An httpx error with ``cause`` below it, as httpcore chains them."""
+    try:
+        try:
+            raise cause
+        except BaseException as inner:
+            raise httpx.ConnectError("boom") from inner
+    except httpx.ConnectError as outer:
+        return outer
+
+
+def _ssl(kind: type[ssl.SSLError], reason: str | None, **attrs: str) -> ssl.SSLError:
+    error = kind(1, "ssl")
+    error.reason = reason  # type: ignore[misc]
+    for name, value in attrs.items():
+        setattr(error, name, value)
+    return error
+
+
+@pytest.mark.parametrize(
+    ("cause", "expected", "transient", "text"),
+    [
+        (
+            _ssl(ssl.SSLCertVerificationError, None, verify_message="certificate has expired"),
+            CertificateError,
+            False,
+            f"the TLS certificate of {ENDPOINT} was not accepted (certificate has expired); "
+            "if it is signed by a private CA, set SSL_CERT_FILE=/path/to/ca.pem",
+        ),
+        (
+            _ssl(ssl.SSLError, "WRONG_VERSION_NUMBER"),
+            TlsError,
+            False,
+            f"TLS handshake with {ENDPOINT} failed (wrong version number: is it a plain-HTTP "
+            f"server? write {ENDPOINT.replace('https', 'http')})",
+        ),
+        (
+            _ssl(ssl.SSLError, "UNSUPPORTED_PROTOCOL"),
+            TlsError,
+            False,
+            f"TLS handshake with {ENDPOINT} failed (unsupported protocol)",
+        ),
+        (
+            _ssl(ssl.SSLEOFError, "UNEXPECTED_EOF_WHILE_READING"),
+            TransportError,
+            True,
+            f"A: TLS handshake with {ENDPOINT} failed (unexpected eof while reading)",
+        ),
+        (OSError(111, "refused"), TransportError, True, f"A: no answer from {ENDPOINT} ("),
+    ],
+    ids=["certificate", "plain-http", "protocol", "eof", "refused"],
+)
+def test_transport_errors_say_what_failed(
+    cause: BaseException, expected: type[TransportError], transient: bool, text: str
+) -> None:
+    error = transport_error(_raised_from(cause), action="A", endpoint=ENDPOINT)
+    assert type(error) is expected
+    assert error.transient is transient
+    assert str(error).startswith(text)

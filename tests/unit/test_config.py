@@ -139,3 +139,37 @@ def test_settings_validation() -> None:
         ApiSettings(creds, "https://x", timeout=0)
     with pytest.raises(UsageError, match="AccessKey secret"):
         Credentials("id", "")
+
+
+def test_timeout_and_deadline() -> None:
+    defaults = load_api_settings(env=KEYS)
+    assert defaults.timeout == 60.0
+    assert defaults.deadline_seconds is None
+    assert defaults.insecure_http is False
+    env = {**KEYS, "PROVISIONER_TIMEOUT": "12.5", "PROVISIONER_DEADLINE": "3600"}
+    from_env = load_api_settings(env=env)
+    assert (from_env.timeout, from_env.deadline_seconds) == (12.5, 3600.0)
+    from_args = load_api_settings(timeout=5, deadline=60, env=env)
+    assert (from_args.timeout, from_args.deadline_seconds) == (5, 60)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env_extra", "match"),
+    [
+        ({}, {"PROVISIONER_TIMEOUT": "soon"}, "PROVISIONER_TIMEOUT"),
+        ({}, {"PROVISIONER_DEADLINE": "1h"}, "PROVISIONER_DEADLINE"),
+        ({"timeout": 0.0}, {}, "timeout"),
+        ({"timeout": float("inf")}, {}, "timeout"),
+        ({"timeout": float("nan")}, {}, "timeout"),
+        ({"deadline": 0.0}, {}, "deadline"),
+        ({"deadline": -5.0}, {}, "deadline"),
+    ],
+)
+def test_bad_timeouts(kwargs: dict[str, object], env_extra: dict[str, str], match: str) -> None:
+    with pytest.raises(UsageError, match=match) as info:
+        load_api_settings(env={**KEYS, **env_extra}, **kwargs)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+
+
+def test_the_credential_secrets_are_listed_for_scrubbing() -> None:
+    assert load_api_settings(env=KEYS).credentials.secret_values() == ("s3cr3tVALUE",)

@@ -183,3 +183,102 @@ def test_long_run_all_windows() -> None:
     assert _max_in_any_window(times, WINDOW) == 5
     # The budget is used: 2,000 sends at 5 per 1.05 s take about 420 s, not much more.
     assert times[-1] < 2_000 / 5 * SPAN + 25
+
+
+# --- a throttled answer holds the operation ---------------------------------------------
+
+
+def test_hold_pauses_every_later_send_of_the_operation() -> None:
+    fake = FakeTime()
+    limiter = _limiter(fake)
+    times: list[float] = []
+
+    async def run() -> None:
+        await limiter.acquire("QueryPageByApplyId")
+        limiter.hold("QueryPageByApplyId", 0.7)  # the server said: 700 ms
+        for _ in range(3):
+            await limiter.acquire("QueryPageByApplyId")
+            times.append(fake.now)
+        # Another operation's window is another window.
+        await limiter.acquire("QueryProduct")
+        times.append(fake.now)
+
+    anyio.run(run)
+    # Held until 0.7 s, then paced as before (one every SPAN / 50 s).
+    assert times[:3] == pytest.approx([0.7, 0.7 + SPAN / 50, 0.7 + 2 * SPAN / 50])
+    assert times[3] == pytest.approx(times[2])
+
+
+def test_a_shorter_hold_does_not_cut_a_longer_one() -> None:
+    fake = FakeTime()
+    limiter = _limiter(fake)
+
+    async def run() -> None:
+        limiter.hold("Op", 2.0)
+        limiter.hold("Op", 0.5)
+        await limiter.acquire("Op")
+
+    anyio.run(run)
+    assert fake.now == pytest.approx(2.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    qps=st.integers(min_value=1, max_value=20),
+    tasks=st.integers(min_value=2, max_value=40),
+    holds=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=39), st.floats(0.0, 2.0)), max_size=5
+    ),
+)
+def test_no_send_inside_a_hold(qps: int, tasks: int, holds: list[tuple[int, float]]) -> None:
+    """Holds arrive while callers are queued or sleeping; none of them sends inside one."""
+    fake = FakeTime()
+    limiter = _limiter(fake, limits={"Op": qps})
+    sends: list[float] = []
+    windows: list[tuple[float, float]] = []
+    hold_after = dict(holds)
+
+    async def one(i: int) -> None:
+        await limiter.acquire("Op")
+        sends.append(fake.now)
+        if i in hold_after:  # this call came back throttled
+            windows.append((fake.now, fake.now + hold_after[i]))
+            limiter.hold("Op", hold_after[i])
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            for i in range(tasks):
+                tg.start_soon(one, i)
+
+    anyio.run(run)
+    assert len(sends) == tasks
+    for start, end in windows:
+        assert not [t for t in sends if start + EPS < t < end - EPS], (start, end, sends)
+    assert _max_in_any_window(sends, WINDOW) <= qps
+
+
+def test_a_hold_that_comes_in_during_a_wait_is_honoured() -> None:
+    fake = FakeTime()
+    answers = ["throttled"]
+
+    async def sleep(seconds: float) -> None:
+        # Halfway through this wait, the throttled answer of an earlier send comes in.
+        fake.now += seconds / 2
+        if answers:
+            answers.pop()
+            limiter.hold("Op", 1.0)
+        fake.now += seconds / 2
+
+    limiter = SlidingWindowLimiter(
+        "AKID", window=WINDOW, margin=MARGIN, limits={"Op": 2}, clock=fake.clock, sleep=sleep
+    )
+    times: list[float] = []
+
+    async def run() -> None:
+        for _ in range(2):
+            await limiter.acquire("Op")
+            times.append(fake.now)
+
+    anyio.run(run)
+    # Paced for SPAN / 2, held at SPAN / 4 for 1 s: the second send waits for the hold.
+    assert times == pytest.approx([0.0, SPAN / 4 + 1.0])
