@@ -1,5 +1,5 @@
 """``python -m provisioner``: the same entry point as the ``provisioner`` command."""
 
-from provisioner.cli import main
+from provisioner.entry import main
 
 main()

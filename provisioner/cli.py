@@ -50,7 +50,8 @@ def _root(
     """Bulk device provisioning for Alibaba Cloud IoT Platform.
 
     Exit codes: 0 done; 1 failed, can be resumed; 2 usage error; 3 input rejected,
-    nothing sent; 4 finished, but some devices were not provisioned.
+    nothing sent; 4 finished, but some devices were not provisioned; 130 stopped by
+    SIGINT (Ctrl-C), 143 stopped by SIGTERM (nothing lost; the same command resumes).
     """
     # Logs go to stderr (console on a TTY, JSON otherwise); commands may reconfigure.
     configure_logging()
@@ -104,9 +105,6 @@ def main() -> None:
     except ProvisionerError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:
         if os.environ.get("PROVISIONER_DEBUG"):
             raise

@@ -83,9 +83,15 @@ class Emulator:
         if self.store is not None:
             self.store.close()
 
-    def draw_fault(self) -> str | None:
+    def _faulty(self, action: str) -> bool:
+        actions = self.config.fault_actions
+        return actions is None or action in actions
+
+    def draw_fault(self, action: str) -> str | None:
         """``"drop"``, ``"unavailable"``, ``"system_error"`` or ``None``, by the configured odds."""
         cfg, rng = self.config, self.fault_rng
+        if not self._faulty(action):
+            return None
         if cfg.fault_drop and rng.random() < cfg.fault_drop:
             return "drop"
         if cfg.fault_503 and rng.random() < cfg.fault_503:
@@ -94,9 +100,9 @@ class Emulator:
             return "system_error"
         return None
 
-    def draw_drop_after(self) -> bool:
+    def draw_drop_after(self, action: str) -> bool:
         p = self.config.fault_drop_after
-        return bool(p) and self.fault_rng.random() < p
+        return bool(p) and self._faulty(action) and self.fault_rng.random() < p
 
     def stats(self) -> dict[str, Any]:
         """Counters as JSON-ready data; no secrets, no parameters."""
@@ -179,7 +185,7 @@ class _Endpoint:
                     "Request was denied due to user flow control.",
                     retry_after_ms=retry_after,
                 )
-            fault = emu.draw_fault()
+            fault = emu.draw_fault(action)
             if emu.config.latency_ms:
                 await anyio.sleep(emu.config.latency_ms / 1000)
             if fault == "drop":
@@ -201,7 +207,7 @@ class _Endpoint:
             else:
                 result = self._run(action, parsed.params, request_id)
             code = str(result.get("Code", "OK"))
-            if emu.draw_drop_after():
+            if emu.draw_drop_after(action):
                 emu.faults["drop_after"] += 1
                 await self._drop(send, fmt)
                 self._log(action, 200, "DROPPED_AFTER", started, access_key_id, result_code=code)

@@ -131,6 +131,13 @@ def emulator_command(
             " (the call took effect, the response is lost).",
         ),
     ] = 0.0,
+    fault_actions: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ACTION,...",
+            help="Inject the faults only into these operations (comma-separated; default all).",
+        ),
+    ] = None,
     fail_check_names: Annotated[
         str | None,
         typer.Option(
@@ -180,6 +187,11 @@ def emulator_command(
             fault_system_error=fault_system_error,
             fault_drop=fault_drop,
             fault_drop_after=fault_drop_after,
+            fault_actions=(
+                frozenset(a.strip() for a in fault_actions.split(",") if a.strip())
+                if fault_actions
+                else None
+            ),
             fail_check_names=fail_check_names,
             create_failure_rate=create_failure_rate,
             max_batch=max_batch,

@@ -49,6 +49,8 @@ class EmulatorConfig:
     * ``fault_drop``: probability that the connection is dropped before the action runs.
     * ``fault_drop_after``: probability that the action runs and the connection is then
       dropped, so the client loses the response of a call that took effect.
+    * ``fault_actions``: the operations the four faults above apply to (``None``: all),
+      so a test can break one operation and keep the others working.
     * ``fail_check_names``: regular expression (``re.search``); matching names fail the check.
     * ``create_failure_rate``: fraction of names whose creation fails.
     * ``max_batch``: most names (or ``Count``) in one application.
@@ -67,6 +69,7 @@ class EmulatorConfig:
     fault_system_error: float = 0.0
     fault_drop: float = 0.0
     fault_drop_after: float = 0.0
+    fault_actions: frozenset[str] | None = None
     fail_check_names: str | None = None
     create_failure_rate: float = 0.0
     max_batch: int = 10_000

@@ -18,8 +18,8 @@ import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
+from provisioner.journal.crossrun import CrossRun
 from provisioner.journal.models import AppRecord, AppState, DeviceState
-from provisioner.journal.store import RunStore
 
 __all__ = ["ImportResult", "Journal"]
 
@@ -33,7 +33,7 @@ class ImportResult(NamedTuple):
     iot_id: str | None = None
 
 
-class Journal(RunStore):
+class Journal(CrossRun):
     """The journal of every kind of run (see :class:`RunStore` for the shared part)."""
 
     # --- random names (BatchRegisterDevice) --------------------------------------------
@@ -160,10 +160,12 @@ class Journal(RunStore):
             )
             reopened = cur.rowcount
             if reopened:
-                conn.execute(
+                detail = f"{reopened} devices reopened for --existing adopt"
+                run = conn.execute(
                     "UPDATE runs SET status = 'failed', error = ?, updated_at = ? "
                     "WHERE run_id = ? AND status = 'completed'",
-                    ("reopened", self._clock(), run_id),
+                    (detail, self._clock(), run_id),
                 )
-                self._log(conn, run_id, "run", "completed", "reopened", f"{reopened} devices")
+                if run.rowcount:
+                    self._log(conn, run_id, "run", "completed", "failed", detail)
             return reopened

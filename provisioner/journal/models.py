@@ -163,3 +163,6 @@ class DeviceRecord:
     state: DeviceState
     reason: str | None
     iot_id: str | None = None
+    #: Why it was rejected, for programs: ``check`` (the server's check refused it),
+    #: ``missing`` (adopted, then not found); ``None`` otherwise or in older journals.
+    cause: str | None = None

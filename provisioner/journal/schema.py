@@ -102,7 +102,12 @@ _V1: Sequence[str] = (
 # created before without asking the server again (an IotId is not a secret).
 _V2: Sequence[str] = ("ALTER TABLE devices ADD COLUMN iot_id TEXT",)
 
+# Why a device was rejected, as a word a program can act on (``check``: the server's
+# BatchCheckDeviceNames refused it, so ``--existing adopt`` may look it up later); the
+# reason text stays for people. Rows of older versions have NULL.
+_V3: Sequence[str] = ("ALTER TABLE devices ADD COLUMN cause TEXT",)
+
 #: Migration ``i`` (0-based) takes the schema to version ``i + 1``.
-MIGRATIONS: Sequence[Sequence[str]] = (_V1, _V2)
+MIGRATIONS: Sequence[Sequence[str]] = (_V1, _V2, _V3)
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,7 +1,8 @@
 """The SQLite side of the journal: connection, transactions, migrations, row mapping.
 
-:class:`SqliteBase` opens the file (created 0600, in a 0700 directory; SQLite gives
-its ``-wal`` and ``-shm`` files the same mode), sets WAL mode with
+:class:`SqliteBase` opens the file (created 0600 without following a symbolic link,
+in a directory made 0700 when it is ours; SQLite gives its ``-wal`` and ``-shm`` files
+the same mode), sets WAL mode with
 ``synchronous=FULL`` (a commit is on disk when it returns: a reboot loses no
 intent) and brings the schema up to date. Writes go through :meth:`SqliteBase._tx`
 (``BEGIN IMMEDIATE``: writers queue at the start, never fail half-way on a lock);
@@ -10,9 +11,11 @@ intent) and brings the schema up to date. Writes go through :meth:`SqliteBase._t
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -52,7 +55,9 @@ APP_SELECT = (
     "created_at, updated_at FROM applications "
 )
 
-DEVICE_SELECT = "SELECT line, device_name, nickname, app_id, state, reason, iot_id FROM devices "
+DEVICE_SELECT = (
+    "SELECT line, device_name, nickname, app_id, state, reason, iot_id, cause FROM devices "
+)
 
 
 def run_record(row: Sequence[Any]) -> RunRecord:
@@ -105,6 +110,7 @@ def device_record(row: Sequence[Any]) -> DeviceRecord:
         state=row[4],
         reason=row[5],
         iot_id=row[6],
+        cause=row[7],
     )
 
 
@@ -114,6 +120,60 @@ def iso(moment: float) -> str:
 
 def dumps(data: Mapping[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, default=str)
+
+
+def _why(exc: BaseException) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def _shared_directory(st: os.stat_result) -> bool:
+    """A directory others share on purpose (sticky, like /tmp), or not ours: left alone."""
+    return bool(st.st_mode & stat.S_ISVTX) or st.st_uid != os.getuid()
+
+
+def _prepare_file(path: Path) -> None:
+    """Create (or check) the journal file, private, without following a symbolic link.
+
+    The file is opened ``O_NOFOLLOW`` and ``fchmod``-ed through that descriptor, so a
+    link planted at the path cannot redirect the mode change (or SQLite) to another
+    file. Its directory is made 0700 when it is ours to change: not a shared sticky
+    directory like /tmp, not someone else's, not the home directory. SQLite gives
+    the ``-wal`` and ``-shm`` files the database file's mode.
+    """
+    parent = path.parent
+    parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    dir_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(dir_fd)
+        home = Path.home()
+        if (
+            not _shared_directory(st)
+            and stat.S_IMODE(st.st_mode) != 0o700
+            and not (home.exists() and os.path.samestat(st, home.stat()))
+        ):
+            os.fchmod(dir_fd, 0o700)
+        try:
+            fd = os.open(
+                path.name,
+                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=dir_fd,
+            )
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise JournalError(
+                    f"the journal {path} is a symbolic link; give the path of the real file "
+                    "with --journal"
+                ) from exc
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise JournalError(f"the journal {path} is not a regular file; check --journal")
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(dir_fd)
 
 
 class SqliteBase:
@@ -130,17 +190,14 @@ class SqliteBase:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Create the file 0600 before SQLite does; its -wal and -shm files take the
-            # database file's mode, so they are private too.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-            os.chmod(self.path, 0o600)
+            _prepare_file(self.path)
             conn = sqlite3.connect(
                 self.path, isolation_level=None, timeout=30.0, check_same_thread=False
             )
+        except JournalError:
+            raise
         except (OSError, sqlite3.Error) as exc:
-            raise JournalError(f"cannot open the journal {self.path}: {exc}") from exc
+            raise JournalError(f"cannot open the journal {self.path}: {_why(exc)}") from exc
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")

@@ -367,12 +367,12 @@ class RunStore(SqliteBase):
             adopt_set = set(adopt)
             refused = [(n, r) for n, r in rejected.items() if n in pending and n not in adopt_set]
             conn.executemany(
-                "UPDATE devices SET state = 'rejected', reason = ? "
+                "UPDATE devices SET state = 'rejected', reason = ?, cause = 'check' "
                 "WHERE app_id = ? AND device_name = ? AND state = 'pending'",
                 [(reason, app_id, name) for name, reason in refused],
             )
             conn.executemany(
-                "UPDATE devices SET state = 'adopted', reason = ? "
+                "UPDATE devices SET state = 'adopted', reason = ?, cause = 'check' "
                 "WHERE app_id = ? AND device_name = ? AND state = 'pending'",
                 [(rejected.get(n), app_id, n) for n in adopt_set if n in pending],
             )
@@ -466,7 +466,9 @@ class RunStore(SqliteBase):
         """Reject one device after the fact (an adopted name that could not be found)."""
         with self._translate(), self._tx() as conn:
             conn.execute(
-                "UPDATE devices SET state = 'rejected', reason = ? "
+                # 'missing': looked up and not found, so a later --existing adopt does
+                # not look it up again.
+                "UPDATE devices SET state = 'rejected', reason = ?, cause = 'missing' "
                 "WHERE run_id = ? AND device_name = ? AND state IN ('pending', 'adopted')",
                 (reason, run_id, device_name),
             )

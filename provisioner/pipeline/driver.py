@@ -279,13 +279,30 @@ class Driver:
                 "CheckFailedWithoutNames",
                 f"application {app.apply_id} failed the check without naming one of its devices",
             )
+        earlier = self._created_elsewhere(listed)
         reasons = {
             name: f"{details.get(name) or 'failed the check'} "
-            f"(BatchCheckDeviceNames, product {self.product_key})"
+            f"(BatchCheckDeviceNames, product {self.product_key})" + earlier.get(name, "")
             for name in listed
         }
         self._refused(app, reasons, adopt=self.adopt, detail=f"{len(listed)} names refused")
         return False
+
+    def _created_elsewhere(self, names: set[str]) -> dict[str, str]:
+        """For names an earlier run of this journal created: where their credentials went."""
+        run = self.journal.get_run(self.run_id)
+        params = run.params
+        creators = self.journal.creators(
+            self.product_key,
+            str(params.get("endpoint")),
+            params.get("iot_instance_id"),
+            run.run_key,
+            names,
+        )
+        return {
+            name: f"; created by run {other.run_id}, credentials in {other.params.get('out')}"
+            for name, other in creators.items()
+        }
 
     def _refused(
         self, app: AppRecord, reasons: Mapping[str, str], *, adopt: bool, detail: str
@@ -329,13 +346,13 @@ class Driver:
                 if exc.code != _TASK_RUNNING:
                     raise
                 break
-            except ThrottledError as exc:
-                # Refused before it ran: sending again is safe.
-                if attempt == attempts:
-                    raise
-                await self._pause(exc.retry_after or self.tuning.create_retry_wait)
-            except (TransientApiError, TransportError):
-                if attempt == attempts:
+            except ThrottledError:
+                # Refused before it ran, so the policy resent it for as long as the
+                # run's deadline allows; past that the run stops, resumable.
+                raise
+            except (TransientApiError, TransportError) as exc:
+                # Not transient: a silent endpoint or a failed handshake; resuming asks.
+                if attempt == attempts or not exc.transient:
                     raise
                 # The call may have taken effect with its answer lost: ask before acting.
                 status = await self.client.query_batch_register_device_status(

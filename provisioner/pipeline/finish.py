@@ -20,7 +20,7 @@ import structlog
 
 from provisioner.config import ApiSettings
 from provisioner.errors import EXIT_OK, EXIT_PARTIAL, OutputError
-from provisioner.inputs import InputTable, write_rejects
+from provisioner.inputs import write_rejects
 from provisioner.journal import Journal, RunRecord
 from provisioner.output import CredentialWriter, report_path, write_json_atomic
 from provisioner.pipeline.export import CredentialSink, ExportIncompleteError
@@ -71,7 +71,9 @@ class CommitTarget(Protocol):
     def api(self) -> ApiSettings | None: ...
 
 
-def verify_export(journal: Journal, run_id: str, sink: CredentialSink, table: InputTable) -> Counts:
+def verify_export(
+    journal: Journal, run_id: str, sink: CredentialSink, input_rows: int, valid_rows: int
+) -> Counts:
     """Every created or adopted device is in the output, once; nothing is left pending."""
     counts = journal.device_counts(run_id)
     if counts.get("pending", 0):
@@ -87,9 +89,9 @@ def verify_export(journal: Journal, run_id: str, sink: CredentialSink, table: In
             f"{sorted(missing)[0]}); re-run the command to export again"
         )
     return Counts(
-        input=table.total,
+        input=input_rows,
         rejected=counts.get("rejected", 0),
-        submitted=table.valid.height,
+        submitted=valid_rows,
         created=counts.get("created", 0),
         exported=len(sink.written),
         adopted=counts.get("adopted", 0),
@@ -167,6 +169,12 @@ def commit_run(
         message = f"run {run_id} completed: {counts.exported} devices in {out} ({counts_text})"
     else:
         where = f" (see {rejects})" if not_provisioned else ""
+        existing = sum(1 for d in not_provisioned if d.cause == "check")
+        if existing:
+            where += (
+                f"; {existing} failed the server's check (most often: they exist already); "
+                "run again with --existing adopt to include those that exist"
+            )
         left = f", {unaccounted} abandoned after a lost answer" if unaccounted else ""
         message = (
             f"run {run_id} finished, {len(not_provisioned) + unaccounted} devices not "

@@ -54,7 +54,6 @@ from provisioner.journal import (
     Journal,
     RejectedRow,
     RunRecord,
-    resolve_journal_path,
 )
 from provisioner.output import IMPORT_COLUMNS, Encryption, OutputFormat
 from provisioner.pipeline.export import NOT_FOUND_CODES, ExportIncompleteError
@@ -66,10 +65,17 @@ from provisioner.pipeline.session import (
     WorkContext,
     commit,
     execute,
+    guard_paths,
     keep_lease,
     run_identity,
 )
-from provisioner.pipeline.settings import ExistingPolicy, ProgressMode, Tuning, empty_mapping
+from provisioner.pipeline.settings import (
+    ExistingPolicy,
+    ProgressMode,
+    Tuning,
+    empty_mapping,
+    product_key_of,
+)
 
 __all__ = ["IMPORT_KIND", "ImportSettings", "import_devices"]
 
@@ -106,8 +112,7 @@ class ImportSettings:
     tuning: Tuning = field(default_factory=Tuning)
 
     def __post_init__(self) -> None:
-        if not self.product_key or not self.product_key.strip():
-            raise UsageError("--product-key is required")
+        object.__setattr__(self, "product_key", product_key_of(self.product_key))
         if self.existing not in ("fail", "adopt"):
             raise UsageError(f"--existing must be fail or adopt, got {self.existing!r}")
 
@@ -152,6 +157,11 @@ async def import_devices(
     expected_run_id: str | None = None,
 ) -> RunOutcome:
     """Import the devices of ``settings.input`` with their secrets; write their credentials."""
+    guard_paths(
+        settings.out,
+        settings.journal,
+        {"the input": settings.input, "--identity": settings.identity},
+    )
     stages = StageClock()
     stages.start("validate")
     table = read_import(settings.input, settings.identity)
@@ -175,8 +185,6 @@ async def import_devices(
             message=f"no valid row in {settings.input}, nothing was sent",
         )
     key = import_key(table, settings)
-    if settings.existing == "adopt":
-        _reopen_existing(settings, key)
     session = Session(
         kind=IMPORT_KIND,
         key=key,
@@ -202,18 +210,6 @@ async def import_devices(
     )
 
 
-def _reopen_existing(settings: ImportSettings, key: str) -> None:
-    """A run done with ``--existing fail`` and run again with ``adopt``: the devices it
-    rejected as existing are looked up this time (and only those)."""
-    with Journal(resolve_journal_path(settings.journal)) as journal:
-        run = journal.find_run(key)
-        if run is None:
-            return
-        reopened = journal.reopen_devices(run.run_id, _EXISTS_REASON)
-        if reopened:
-            logger.info("import.existing_reopened", run_id=run.run_id, devices=reopened)
-
-
 class _Input(NamedTuple):
     secret: str
     nickname: str | None
@@ -226,6 +222,22 @@ class ImportJob:
     def __init__(self, settings: ImportSettings, table: ImportTable) -> None:
         self.settings = settings
         self.table = table
+
+    def names(self) -> list[str]:
+        return [str(n) for n in self.table.valid["DeviceName"].to_list()]
+
+    def rewrites(self) -> list[str]:
+        return self.names() if self.settings.existing == "adopt" else []
+
+    def reopen(self, journal: Journal, run: RunRecord) -> int:
+        """A run done with ``--existing fail`` and run again with ``adopt``: the devices
+        it rejected as existing are looked up this time (and only those)."""
+        if self.settings.existing != "adopt":
+            return 0
+        reopened = journal.reopen_devices(run.run_id, _EXISTS_REASON)
+        if reopened:
+            logger.info("import.existing_reopened", run_id=run.run_id, devices=reopened)
+        return reopened
 
     def plan(self, journal: Journal, session: Session) -> RunRecord:
         valid, rejected = self.table.valid, self.table.rejected
@@ -343,13 +355,14 @@ class Importer:
                 imported = await self.ctx.once_client.import_device(
                     self.product_key, device.device_name, given.secret, given.nickname, given.sn
                 )
-            except ThrottledError as exc:
-                if attempt == attempts:
-                    raise
-                await self._pause(exc.retry_after or 0.5)
-                continue
-            except (TransientApiError, TransportError):
-                if attempt == attempts:
+            except ThrottledError:
+                # Refused before it ran, so the policy resent it for as long as the
+                # run's deadline allows; past that the run stops, resumable.
+                raise
+            except (TransientApiError, TransportError) as exc:
+                # Not transient (a silent endpoint, a failed handshake): the run stops and
+                # the device, still ``importing``, is looked up when it resumes.
+                if attempt == attempts or not exc.transient:
                     raise
                 ours = True
                 await self._pause(min(0.2 * 2**attempt, 5.0))

@@ -1,13 +1,13 @@
 """Planning a run, without I/O: chunks of names, and how long the API makes it take.
 
-The estimate follows the pipeline's shape. Every chunk is checked at once (the
-BatchCheckDeviceNames budget of 10 QPS admits 100,000 names a second, far more than
-the export can take), so after the first application is created the run is bound by
-QueryPageByApplyId: ``ceil(devices / 50)`` pages at 50 QPS, 2,500 devices a second.
-The estimate is therefore the time to the first created application (one check call,
-the server's check, one create call, the server's creation) plus the pages at the
-page budget. The server's check and creation times are inputs: the reference only
-says "some minutes" for creation, so a dry run states its assumption.
+The estimate follows the pipeline's shape: stages overlap across applications, so the
+run takes as long as its slowest budget. With full chunks that is QueryPageByApplyId
+(``ceil(devices / 50)`` pages at 50 QPS, 2,500 devices a second, after the first
+application is created: one check call, the server's check, one create call, the
+server's creation); with small chunks it can be BatchCheckDeviceNames (10 QPS, one
+call per chunk) or the status polls. Every stage is costed and the slowest named.
+The server's check and creation times are inputs: the reference only says "some
+minutes" for creation, so a dry run states its assumption.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ class Estimate:
 
     ``calls`` and ``seconds`` are per operation (seconds: calls at the operation's
     budget, if it were the only thing running); ``first_created_seconds`` the time to
-    the first created application; ``total_seconds`` the estimate of the whole run.
+    the first created application; ``total_seconds`` the estimate of the whole run;
+    ``bottleneck`` the operation whose budget takes longest to spend.
     """
 
     devices: int
@@ -83,6 +84,7 @@ class Estimate:
     total_seconds: float
     check_seconds: float
     create_seconds: float
+    bottleneck: str = _PAGE
 
 
 def estimate(
@@ -110,14 +112,19 @@ def estimate(
         _PAGE: pages,
     }
     seconds = {op: calls[op] / qps[op] for op in calls}
+    bottleneck = max(seconds, key=lambda op: (seconds[op], op == _PAGE))
     if not sizes:
         first = 0.0
         total = 0.0
     else:
         first = 1 / qps[_CHECK] + check_seconds + 1 / qps[_CREATE] + create_seconds
-        # The later chunks are checked and created while the first one exports, unless
-        # submitting their checks takes longer than that (many tiny chunks).
-        total = max(first + seconds[_PAGE], seconds[_CHECK] + check_seconds + create_seconds)
+        # Stages overlap across applications: pages start once the first application
+        # is created; every other stage's calls (all checks, all polls, all creation
+        # submissions) must also fit, plus the server's time for the last application.
+        total = max(
+            first + seconds[_PAGE],
+            *(seconds[op] + check_seconds + create_seconds for op in (_CHECK, _STATUS, _CREATE)),
+        )
     return Estimate(
         devices=devices,
         chunks=sizes,
@@ -128,6 +135,7 @@ def estimate(
         total_seconds=total,
         check_seconds=check_seconds,
         create_seconds=create_seconds,
+        bottleneck=bottleneck,
     )
 
 
@@ -156,8 +164,13 @@ def format_plan(plan: Estimate, *, input_rows: int, rejected: int, product_key: 
         f"(assuming the server checks in {plan.check_seconds:g} s and creates in "
         f"{plan.create_seconds:g} s)"
     )
+    bound = plan.bottleneck
+    # Pages: the budget's own rate (50 devices a call); other stages: their calls' share.
+    per_call = PAGE_SIZE if bound == _PAGE else plan.devices / max(plan.calls[bound], 1)
+    rate = plan.qps[bound] * per_call
     lines.append(
         f"estimated time: {_duration(plan.total_seconds)} "
-        f"(bound by QueryPageByApplyId: {plan.qps[_PAGE] * PAGE_SIZE} devices/s)"
+        f"(bound by {bound}: {plan.calls[bound]} calls at {plan.qps[bound]} QPS, "
+        f"{rate:.0f} devices/s)"
     )
     return lines

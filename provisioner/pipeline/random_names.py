@@ -40,6 +40,7 @@ from provisioner.errors import (
     RunStoppedError,
     TerminalApiError,
     ThrottledError,
+    TlsError,
     TransientApiError,
     TransportError,
     UsageError,
@@ -53,7 +54,7 @@ from provisioner.pipeline.plan import PAGE_SIZE, chunk_sizes
 from provisioner.pipeline.progress import Progress
 from provisioner.pipeline.report import Counts, StageClock
 from provisioner.pipeline.session import Session, WorkContext, commit, execute, run_identity
-from provisioner.pipeline.settings import ProgressMode, Tuning, empty_mapping
+from provisioner.pipeline.settings import ProgressMode, Tuning, empty_mapping, product_key_of
 
 __all__ = [
     "MAX_PER_CALL",
@@ -110,8 +111,7 @@ class RandomSettings:
     tuning: Tuning = field(default_factory=Tuning)
 
     def __post_init__(self) -> None:
-        if not self.product_key or not self.product_key.strip():
-            raise UsageError("--product-key is required")
+        object.__setattr__(self, "product_key", product_key_of(self.product_key))
         if self.count < 1:
             raise UsageError(f"--count must be at least 1, got {self.count}")
         if not 1 <= self.per_call <= MAX_PER_CALL:
@@ -186,6 +186,15 @@ class RandomJob:
 
     def __init__(self, settings: RandomSettings) -> None:
         self.settings = settings
+
+    def names(self) -> list[str]:
+        return []  # the server picks them
+
+    def rewrites(self) -> list[str]:
+        return []
+
+    def reopen(self, journal: Journal, run: RunRecord) -> int:
+        return 0
 
     def plan(self, journal: Journal, session: Session) -> RunRecord:
         settings = self.settings
@@ -331,39 +340,39 @@ class RandomDriver(Driver):
         if app.state == "PLANNED":
             self.journal.set_state(app.app_id, "INTENT_REGISTER")
         self.stages.start("create")
-        attempts = self.tuning.create_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                accepted = await self.once.batch_register_device(self.product_key, app.size)
-                break
-            except ThrottledError as exc:
-                # Refused before it ran: sending again is safe.
-                if attempt == attempts:
-                    self.journal.set_state(app.app_id, "PLANNED", detail=exc.code)
-                    raise
-                await self._pause(exc.retry_after or self.tuning.create_retry_wait)
-            except TerminalApiError as exc:
-                # A business error: the call was refused, nothing was registered.
-                if exc.code == _COUNT_EXCEEDED and app.size > 1:
-                    half = app.size // 2
-                    children = self.journal.record_split_sizes(
-                        app.app_id, [app.size - half, half], detail=exc.code
-                    )
-                    logger.info(
-                        "register.application_split",
-                        run_id=self.run_id,
-                        app=app.app_id,
-                        size=app.size,
-                        parts=[c.size for c in children],
-                    )
-                    for child in children:
-                        self._spawn(child)
-                    return False
-                self.journal.set_state(app.app_id, "PLANNED", detail=exc.code)
-                raise
-            except (TransientApiError, TransportError) as exc:
-                self._lose(app, f"{type(exc).__name__}: {exc}")
+        try:
+            accepted = await self.once.batch_register_device(self.product_key, app.size)
+        except ThrottledError as exc:
+            # Refused before it ran, so the policy resent it for as long as the run's
+            # deadline allows; nothing was registered.
+            self.journal.set_state(app.app_id, "PLANNED", detail=exc.code)
+            raise
+        except TerminalApiError as exc:
+            # A business error: the call was refused, nothing was registered.
+            if exc.code == _COUNT_EXCEEDED and app.size > 1:
+                half = app.size // 2
+                children = self.journal.record_split_sizes(
+                    app.app_id, [app.size - half, half], detail=exc.code
+                )
+                logger.info(
+                    "register.application_split",
+                    run_id=self.run_id,
+                    app=app.app_id,
+                    size=app.size,
+                    parts=[c.size for c in children],
+                )
+                for child in children:
+                    self._spawn(child)
                 return False
+            self.journal.set_state(app.app_id, "PLANNED", detail=exc.code)
+            raise
+        except TlsError:
+            # The handshake failed: nothing was sent, so nothing can have been registered.
+            self.journal.set_state(app.app_id, "PLANNED", detail="TLS handshake failed")
+            raise
+        except (TransientApiError, TransportError) as exc:
+            self._lose(app, f"{type(exc).__name__}: {exc}")
+            return False
         self.journal.record_registered(app.app_id, str(accepted.apply_id))
         logger.info(
             "register.application_submitted",

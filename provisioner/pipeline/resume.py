@@ -3,7 +3,8 @@
 The journal keeps what each kind needs to start again (paths, counts, the ProductKey,
 public keys and the *name* of a passphrase variable), never a secret: credentials
 always come from the environment, and an encrypted input's identity file is read
-again.
+again. A ``run`` resumes from the journal alone: its input file is not read again, so an
+input edited or moved since (a line added after a kill) does not stand in the way.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from provisioner.pipeline.random_names import (
     RandomSettings,
     register_random,
 )
-from provisioner.pipeline.run import provision
+from provisioner.pipeline.run import resume_check_create
 from provisioner.pipeline.settings import RunSettings
 
 __all__ = ["resume"]
@@ -109,9 +110,7 @@ async def resume(
         "existing": params.get("existing", "fail"),
     }
     run_settings = replace(base, **fields) if base is not None else RunSettings(**fields)
-    return await provision(
-        run_settings, transport=transport, progress=progress, expected_run_id=run.run_id
-    )
+    return await resume_check_create(run, run_settings, transport=transport, progress=progress)
 
 
 def _recorded_encryption(run: RunRecord, env: Mapping[str, str]) -> Encryption:

@@ -36,6 +36,7 @@ from provisioner.journal import (
     Journal,
     RejectedRow,
     RunRecord,
+    resolve_journal_path,
 )
 from provisioner.pipeline.driver import Driver
 from provisioner.pipeline.export import CredentialSink
@@ -49,6 +50,7 @@ from provisioner.pipeline.session import (
     WorkContext,
     commit,
     execute,
+    guard_paths,
     run_identity,
 )
 from provisioner.pipeline.settings import RunSettings
@@ -62,6 +64,7 @@ __all__ = [
     "RunStatusView",
     "dry_run_plan",
     "provision",
+    "resume_check_create",
     "run_key",
     "status",
 ]
@@ -108,9 +111,12 @@ def _rejected_rows(rejected: pl.DataFrame) -> list[RejectedRow]:
     ]
 
 
-def _params(settings: RunSettings, api: ApiSettings) -> dict[str, Any]:
-    """What the journal keeps to resume the run by id; never a secret."""
+def _params(settings: RunSettings, api: ApiSettings, table: InputTable) -> dict[str, Any]:
+    """What the journal keeps to resume the run by id (without the input file, which
+    may have changed since); never a secret."""
     return {
+        "input_rows": table.total,
+        "valid_rows": table.valid.height,
         "input": str(settings.input.absolute()),
         "out": str(settings.out.absolute()),
         "format": settings.fmt,
@@ -146,6 +152,8 @@ async def provision(
     """Provision the devices of ``settings.input``: a new run, a resumed one, or nothing
     if the run already completed. Errors: :class:`UsageError`, :class:`InputError`,
     :class:`RunInProgressError`, :class:`OutputError`, :class:`RunFailedError`."""
+    if not settings.dry_run:
+        guard_paths(settings.out, settings.journal, {"the input": settings.input})
     stages = StageClock()
     stages.start("validate")
     table = read_devices(settings.input)
@@ -200,7 +208,7 @@ async def provision(
             fingerprint(table.valid), settings.product_key, api.iot_instance_id, api.endpoint
         ),
         product_key=settings.product_key,
-        params=_params(settings, api),
+        params=_params(settings, api, table),
         out=settings.out,
         encryption=settings.encryption,
         api=api,
@@ -210,7 +218,7 @@ async def provision(
         progress=settings.progress,
         tuning=settings.tuning,
     )
-    job = CheckCreateJob(settings, table)
+    job = CheckCreateJob(settings, table.total, table.valid.height, table)
     return await execute(
         session,
         job,
@@ -221,14 +229,95 @@ async def provision(
     )
 
 
-class CheckCreateJob:
-    """Names checked, then created: BatchCheckDeviceNames and BatchRegisterDeviceWithApplyId."""
+async def resume_check_create(
+    run: RunRecord,
+    settings: RunSettings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """Resume ``run`` from the journal alone: its devices and options are there, so the
+    input file is not read again (it may have been edited or moved since)."""
+    assert settings.api is not None
+    assert settings.encryption is not None
+    params = dict(run.params)
+    params.update(
+        out=str(settings.out.absolute()),
+        format=settings.fmt,
+        encryption=dict(settings.encryption_options),
+    )
+    session = Session(
+        kind=RUN_KIND,
+        key=run.run_key,
+        product_key=run.product_key,
+        params=params,
+        out=settings.out,
+        encryption=settings.encryption,
+        api=settings.api,
+        fmt=settings.fmt,
+        force=settings.force,
+        journal=settings.journal,
+        progress=settings.progress,
+        tuning=settings.tuning,
+    )
+    rows, valid = _recorded_totals(run, settings.journal)
+    job = CheckCreateJob(settings, rows, valid, None)
+    return await execute(
+        session,
+        job,
+        stages=StageClock(),
+        transport=transport,
+        progress=progress,
+        expected_run_id=run.run_id,
+    )
 
-    def __init__(self, settings: RunSettings, table: InputTable) -> None:
+
+def _recorded_totals(run: RunRecord, journal: str | None) -> tuple[int, int]:
+    """Input rows and valid rows of ``run``: recorded since schema 3, else counted."""
+    params = run.params
+    if "input_rows" in params and "valid_rows" in params:
+        return int(params["input_rows"]), int(params["valid_rows"])
+    with Journal(resolve_journal_path(journal)) as store:
+        devices = store.devices(run.run_id)
+    # Rows rejected by validation never joined an application.
+    return len(devices), sum(1 for d in devices if d.app_id is not None)
+
+
+class CheckCreateJob:
+    """Names checked, then created: BatchCheckDeviceNames and BatchRegisterDeviceWithApplyId.
+
+    ``table`` is the validated input of a new run; a run resumed from the journal
+    has none (and needs none: its devices are journaled).
+    """
+
+    def __init__(
+        self, settings: RunSettings, input_rows: int, valid_rows: int, table: InputTable | None
+    ) -> None:
         self.settings = settings
+        self.input_rows = input_rows
+        self.valid_rows = valid_rows
         self.table = table
 
+    def names(self) -> list[str]:
+        if self.table is None:
+            return []
+        return [str(n) for n in self.table.valid["DeviceName"].to_list()]
+
+    def rewrites(self) -> list[str]:
+        return self.names() if self.settings.existing == "adopt" else []
+
+    def reopen(self, journal: Journal, run: RunRecord) -> int:
+        """``--existing adopt`` on a run that rejected names the server's check refused:
+        they are looked up this time (and only they)."""
+        if self.settings.existing != "adopt":
+            return 0
+        reopened = journal.reopen_for_adoption(run.run_id)
+        if reopened:
+            logger.info("run.existing_reopened", run_id=run.run_id, devices=reopened)
+        return reopened
+
     def plan(self, journal: Journal, session: Session) -> RunRecord:
+        assert self.table is not None, "a run resumed from the journal is planned already"
         return journal.create_run(
             run_key=session.key,
             kind=RUN_KIND,
@@ -239,14 +328,14 @@ class CheckCreateJob:
         )
 
     def start_progress(self, progress: Progress, journal: Journal, run_id: str) -> None:
-        _start_progress(progress, journal, run_id, self.table)
+        _start_progress(progress, journal, run_id, self.input_rows)
 
     async def work(self, ctx: WorkContext) -> RunOutcome:
         settings = self.settings
-        sink = CredentialSink(ctx.writer, settings.product_key, ctx.progress)
+        sink = CredentialSink(ctx.writer, ctx.session.product_key, ctx.progress)
         driver = Driver(
             run_id=ctx.run_id,
-            product_key=settings.product_key,
+            product_key=ctx.session.product_key,
             existing=settings.existing,
             journal=ctx.journal,
             lease=ctx.lease,
@@ -259,17 +348,17 @@ class CheckCreateJob:
             qps_scale=ctx.session.api.qps_scale,
         )
         await driver.run()
-        counts = verify_export(ctx.journal, ctx.run_id, sink, self.table)
+        counts = verify_export(ctx.journal, ctx.run_id, sink, self.input_rows, self.valid_rows)
         return commit(ctx, counts)
 
 
-def _start_progress(bars: Progress, journal: Journal, run_id: str, table: InputTable) -> None:
+def _start_progress(bars: Progress, journal: Journal, run_id: str, input_rows: int) -> None:
     """Totals, and what a resumed run had already done before this process."""
     devices = journal.devices(run_id)
     apps = {a.app_id: a for a in journal.applications(run_id)}
     submitted = [d for d in devices if d.app_id is not None]
-    bars.set_total("validated", table.total)
-    bars.advance("validated", table.total)
+    bars.set_total("validated", input_rows)
+    bars.advance("validated", input_rows)
     bars.set_total("checked", len(submitted))
     past_check = ("CHECK_SUCCESS", "INTENT_CREATE", "CREATE", "CREATE_SUCCESS", "CREATE_FAILED")
     checked = sum(

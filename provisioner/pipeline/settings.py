@@ -9,6 +9,7 @@ table and tests that shrink them. Nothing here holds a secret except through
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "RunSettings",
     "Tuning",
     "empty_mapping",
+    "product_key_of",
 ]
 
 DEFAULT_CHUNK_SIZE = 10_000
@@ -91,6 +93,24 @@ class Tuning:
             raise UsageError("create attempts must be at least 1")
 
 
+_PRODUCT_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def product_key_of(text: str) -> str:
+    """The ProductKey an operator typed, without the spaces a copy and paste brings;
+    :class:`UsageError` if nothing is left or it holds characters no key has."""
+    key = text.strip()
+    if not key:
+        raise UsageError("--product-key is required")
+    if not _PRODUCT_KEY.fullmatch(key):
+        shown = key if len(key) <= 40 else key[:40] + "…"
+        raise UsageError(
+            f"malformed --product-key {shown!r}: a ProductKey is letters and digits "
+            "(copy it from the console or `provisioner product create`)"
+        )
+    return key
+
+
 def empty_mapping() -> Mapping[str, Any]:
     """A read-only empty mapping, the default of option mappings in frozen settings."""
     return MappingProxyType({})
@@ -125,8 +145,7 @@ class RunSettings:
     tuning: Tuning = field(default_factory=Tuning)
 
     def __post_init__(self) -> None:
-        if not self.product_key or not self.product_key.strip():
-            raise UsageError("--product-key is required")
+        object.__setattr__(self, "product_key", product_key_of(self.product_key))
         if self.chunk_size < 1:
             raise UsageError(f"--chunk-size must be at least 1, got {self.chunk_size}")
         if self.fmt not in OUTPUT_FORMATS:

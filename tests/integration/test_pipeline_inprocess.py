@@ -25,7 +25,7 @@ import pytest
 import structlog
 from inprocess_rig import Crash, World, make_world, names
 
-from provisioner.errors import EXIT_INPUT, EXIT_OK, EXIT_PARTIAL, RunInProgressError
+from provisioner.errors import EXIT_INPUT, EXIT_OK, EXIT_PARTIAL, RunInProgressError, UsageError
 from provisioner.journal import Journal
 from provisioner.pipeline import (
     RunFailedError,
@@ -291,7 +291,14 @@ def test_failed_run_is_resumed_by_id(tmp_path: Path) -> None:
 
 def test_terminal_error_fails_resumably(tmp_path: Path) -> None:
     world = make_world(tmp_path)
-    settings = world.settings(world.write_input(names(20)), product_key="a1NoSuchProd")
+    settings = world.settings(world.write_input(names(20)))
+
+    def product_deleted(action: str, n: int) -> None:
+        # The product existed when the run started, then vanished (deleted in the console).
+        if action == "BatchCheckDeviceNames":
+            world.emulator.world.products.pop(world.product_key, None)
+
+    world.recorder.crash = product_deleted
     with pytest.raises(RunFailedError) as info:
         world.run(settings)
     assert "resume" in str(info.value)
@@ -300,6 +307,24 @@ def test_terminal_error_fails_resumably(tmp_path: Path) -> None:
     assert run.status == "failed"
     assert run.lease is None
     assert not (tmp_path / "out.csv.age").exists()
+
+
+@pytest.mark.parametrize("typed", ["a1NoSuchProd", "{pk} ", " {pk}", "\t{pk}\n"])
+def test_product_key_checked_once_before_the_run(tmp_path: Path, typed: str) -> None:
+    world = make_world(tmp_path)
+    settings = world.settings(
+        world.write_input(names(20)), product_key=typed.format(pk=world.product_key)
+    )
+    if typed == "a1NoSuchProd":
+        with pytest.raises(UsageError, match=r"does not exist.*--product-key") as info:
+            world.run(settings)
+        assert info.value.exit_code == 2
+        assert status(settings.journal) == []  # no failed run left behind
+        assert world.recorder.counts["BatchCheckDeviceNames"] == 0
+    else:  # stray whitespace from a copy and paste is stripped
+        assert world.run(settings).exit_code == 0
+        assert status(settings.journal)[0].run.product_key == world.product_key
+    assert world.recorder.counts["QueryProduct"] == 1
 
 
 def test_second_process_is_refused(tmp_path: Path) -> None:

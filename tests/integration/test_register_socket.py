@@ -114,7 +114,11 @@ def test_sigkill_right_after_a_call_never_gives_a_second_set(rig_factory: Any) -
 
 def test_lost_answers_stop_the_run_and_say_what_to_do(rig_factory: Any) -> None:
     # Every answer is lost after the server acted: the first call is lost, none resent.
-    rig = rig_factory(create_seconds=0.05, fault_drop_after=1.0)
+    rig = rig_factory(
+        create_seconds=0.05,
+        fault_drop_after=1.0,
+        fault_actions=frozenset({"BatchRegisterDevice"}),
+    )
     out = rig.tmp / "random.csv.age"
     args = (
         "register-random", "--count", "100", "--product-key", rig.product_key,

@@ -83,3 +83,24 @@ def test_format_plan_mentions_everything() -> None:
     assert "QueryPageByApplyId: 501 calls at 50 QPS" in text
     assert "2500 devices/s" in text
     assert "estimated time" in text
+
+
+def test_small_chunks_name_the_check_as_the_bottleneck() -> None:
+    # 2,000 chunks of 10: 200 s of BatchCheckDeviceNames at 10 QPS against 40 s of pages.
+    plan = estimate(20_000, 10)
+    assert plan.bottleneck == "BatchCheckDeviceNames"
+    text = "\n".join(format_plan(plan, input_rows=20_000, rejected=0, product_key="a1PK"))
+    assert "bound by BatchCheckDeviceNames: 2000 calls at 10 QPS" in text
+    assert "bound by QueryPageByApplyId" not in text
+
+
+@given(st.integers(1, 300_000), st.integers(1, 10_000), st.floats(0.1, 20))
+def test_estimate_names_the_slowest_stage_and_covers_every_stage(
+    devices: int, chunk: int, scale: float
+) -> None:
+    plan = estimate(devices, chunk, qps_scale=scale)
+    slowest = max(plan.seconds.values())
+    assert plan.seconds[plan.bottleneck] == slowest
+    # No stage's own calls fit in less time than the whole run is said to take.
+    assert all(plan.total_seconds >= s for s in plan.seconds.values())
+    assert plan.total_seconds >= plan.first_created_seconds + plan.seconds["QueryPageByApplyId"]
