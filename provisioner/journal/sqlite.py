@@ -1,12 +1,15 @@
-"""The SQLite side of the journal: connection, transactions, migrations, row mapping.
+"""The SQLite side of the journal: file, connection, transactions, migrations, rows.
 
-:class:`SqliteBase` opens the file (created 0600 without following a symbolic link,
-in a directory made 0700 when it is ours; SQLite gives its ``-wal`` and ``-shm`` files
-the same mode), sets WAL mode with
-``synchronous=FULL`` (a commit is on disk when it returns: a reboot loses no
-intent) and brings the schema up to date. Writes go through :meth:`SqliteBase._tx`
-(``BEGIN IMMEDIATE``: writers queue at the start, never fail half-way on a lock);
-``sqlite3`` errors become :class:`~provisioner.errors.JournalError`.
+:class:`SqliteDb` opens the file (created 0600 without following a symbolic link, in
+a directory made 0700 when it is ours; SQLite gives its ``-wal`` and ``-shm`` files
+the same mode), sets WAL mode with ``synchronous=FULL`` (a commit is on disk when it
+returns: a reboot loses no intent) and brings the schema up to date. Writes go
+through :meth:`SqliteDb.write` (``BEGIN IMMEDIATE``: writers queue at the start,
+never fail half-way on a lock); ``sqlite3`` errors become
+:class:`~provisioner.errors.JournalError`.
+
+The modules of :class:`~provisioner.journal.store.SqliteJournal` (runs, leases,
+applications, devices...) all work through one :class:`SqliteDb`.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ import json
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self, cast
+from typing import Any, cast
 
 from provisioner.errors import JournalError
 from provisioner.journal.models import (
@@ -37,7 +40,8 @@ __all__ = [
     "APP_SELECT",
     "DEVICE_SELECT",
     "RUN_SELECT",
-    "SqliteBase",
+    "Clock",
+    "SqliteDb",
     "app_record",
     "device_record",
     "dumps",
@@ -58,6 +62,12 @@ APP_SELECT = (
 DEVICE_SELECT = (
     "SELECT line, device_name, nickname, app_id, state, reason, iot_id, cause FROM devices "
 )
+_LOG = (
+    "INSERT INTO transitions (run_id, entity, from_state, to_state, at, detail) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+Clock = Callable[[], float]
 
 
 def run_record(row: Sequence[Any]) -> RunRecord:
@@ -176,16 +186,18 @@ def _prepare_file(path: Path) -> None:
         os.close(dir_fd)
 
 
-class SqliteBase:
-    """An open journal file with an up-to-date schema."""
+class SqliteDb:
+    """An open journal file with an up-to-date schema, and the clock its rows are stamped
+    with (wall-clock seconds: compared across hosts for the lease)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, clock: Clock) -> None:
         self.path = Path(path)
-        self._conn = self._connect()
+        self.now = clock
+        self.conn = self._connect()
         try:
             self.migrate()
         except BaseException:
-            self._conn.close()
+            self.conn.close()
             raise
 
     def _connect(self) -> sqlite3.Connection:
@@ -208,46 +220,56 @@ class SqliteBase:
         return conn
 
     def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+        self.conn.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken with BEGIN IMMEDIATE (writers queue up front)."""
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise JournalError(f"journal {self.path} is not writable: {exc}") from exc
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        try:
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._conn.execute("ROLLBACK")
-            raise JournalError(f"journal {self.path}: commit failed: {exc}") from exc
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with BEGIN IMMEDIATE (writers queue up front);
+        rolled back if anything in it fails."""
+        with self.translate():
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {self.path} is not writable: {exc}") from exc
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self.conn.execute("ROLLBACK")
+                raise JournalError(f"journal {self.path}: commit failed: {exc}") from exc
 
     @contextmanager
-    def _translate(self) -> Iterator[None]:
+    def translate(self) -> Iterator[None]:
+        """``sqlite3`` errors as :class:`JournalError` naming the file."""
         try:
             yield
         except sqlite3.Error as exc:
             raise JournalError(f"journal {self.path}: {exc}") from exc
 
-    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._translate():
-            return list(self._conn.execute(sql, args).fetchall())
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read (outside any write transaction)."""
+        with self.translate():
+            return list(self.conn.execute(sql, args).fetchall())
+
+    def log(
+        self,
+        conn: sqlite3.Connection,
+        run_id: str,
+        entity: str,
+        from_state: str | None,
+        to_state: str,
+        detail: str | None,
+    ) -> None:
+        """One line of the run's history, in the caller's transaction."""
+        conn.execute(_LOG, (run_id, entity, from_state, to_state, self.now(), detail))
 
     def migrate(self) -> int:
         """Apply the migrations this file lacks; the schema version reached."""
-        with self._translate(), self._tx() as conn:
+        with self.write() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
             current = int(row[0]) if row and row[0] is not None else 0
@@ -263,5 +285,5 @@ class SqliteBase:
         return SCHEMA_VERSION
 
     def schema_version(self) -> int:
-        rows = self._query("SELECT MAX(version) FROM schema_version")
+        rows = self.query("SELECT MAX(version) FROM schema_version")
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0

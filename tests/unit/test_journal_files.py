@@ -21,7 +21,7 @@ def test_new_journal_is_private_whatever_the_umask(tmp_path: Path, umask: int) -
     old = os.umask(umask)
     try:
         with Journal(tmp_path / "state" / "provisioner" / "journal.sqlite3") as journal:
-            journal.create_run(run_key="k", kind="check_create", product_key="a1", params={})
+            journal.plan_run(run_key="k", kind="check_create", product_key="a1", params={})
     finally:
         os.umask(old)
     directory = tmp_path / "state" / "provisioner"
