@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest run bench clean
+.PHONY: install test test-fast lint typecheck pytest run bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ pytest: install
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The inner loop: everything but the end-to-end runs of thousands of devices.
+test-fast: lint typecheck
+	$(BIN)/pytest -m "not slow"
 
 run: install
 	$(BIN)/python scripts/demo.py

@@ -2,7 +2,9 @@
 
 Each command only turns options into settings, calls one library function and turns
 its result or error into a message and an exit code (see ``errors.py`` for the codes).
-No command prints a traceback for an error an operator can cause.
+No command prints a traceback for an error an operator can cause. The commands live in
+:mod:`provisioner.commands`; each sets up its own logging, once, before it runs
+(:func:`provisioner.commands.options.with_groups`), so the root sets up nothing.
 """
 
 from __future__ import annotations
@@ -13,15 +15,14 @@ import sys
 import typer
 
 from provisioner import __version__
+from provisioner.commands.emulator import emulator_command
 from provisioner.commands.importing import import_command
 from provisioner.commands.keys import decrypt_command, keygen_command
 from provisioner.commands.product import product_app
 from provisioner.commands.register import register_random_command
 from provisioner.commands.run import export_command, resume_command, run_command, status_command
 from provisioner.commands.validate import validate_command
-from provisioner.emulator.cli import emulator_command
 from provisioner.errors import EXIT_FAILED, ProvisionerError
-from provisioner.log import configure_logging
 
 __all__ = ["app", "main"]
 
@@ -53,8 +54,6 @@ def _root(
     nothing sent; 4 finished, but some devices were not provisioned; 130 stopped by
     SIGINT (Ctrl-C), 143 stopped by SIGTERM (nothing lost; the same command resumes).
     """
-    # Logs go to stderr (console on a TTY, JSON otherwise); commands may reconfigure.
-    configure_logging()
 
 
 app.command(

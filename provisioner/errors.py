@@ -19,8 +19,10 @@ sqlite3, pyrage, polars) are translated into this tree with ``raise ... from``.
     │   └── TlsError                      exit 1  TLS handshake failed; not retried
     │       └── CertificateError          exit 1  the server's certificate is not trusted
     ├── RunStoppedError                   a run stopped; the message says how to carry on
-    │   (pipeline: RunFailedError wraps the cause; LostApplicationsError awaits --lost)
-    │   └── UnfinishedRunError            an unfinished run holds some of these devices
+    │   ├── RunFailedError                exit 1  wraps the cause; the same command resumes
+    │   ├── LostApplicationsError         exit 1  answers lost; awaits --lost resubmit|abandon
+    │   └── UnfinishedRunError            exit 1  an unfinished run holds some of these devices
+    ├── ExportIncompleteError             exit 1  created devices missing from the output
     ├── JournalError                      the journal cannot be read or written
     │   └── RunInProgressError            another process holds the run
     └── OutputError                       the output file cannot be written
@@ -45,11 +47,14 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "CertificateError",
+    "ExportIncompleteError",
     "InputError",
     "JournalError",
+    "LostApplicationsError",
     "NoAnswerError",
     "OutputError",
     "ProvisionerError",
+    "RunFailedError",
     "RunInProgressError",
     "RunStoppedError",
     "TerminalApiError",
@@ -176,6 +181,40 @@ class OutputError(ProvisionerError):
 class RunStoppedError(ProvisionerError):
     """A run stopped before completing; the journal is consistent and the message says
     how to carry on (re-run the command, or decide with an option)."""
+
+
+class RunFailedError(RunStoppedError):
+    """The run stopped on an error; the journal is consistent and the run can be resumed."""
+
+    def __init__(self, run_id: str, cause: ProvisionerError) -> None:
+        self.run_id = run_id
+        self.cause = cause
+        super().__init__(
+            f"run {run_id} failed: {cause}; re-run the same command (or "
+            f"`provisioner resume {run_id}`) to resume"
+        )
+
+
+class LostApplicationsError(RunStoppedError):
+    """BatchRegisterDevice calls were sent but their answers lost; the operator decides."""
+
+    def __init__(self, run_id: str, app_ids: list[int], devices: int, product_key: str) -> None:
+        self.run_id = run_id
+        self.app_ids = app_ids
+        ids = ", ".join(str(a) for a in app_ids)
+        super().__init__(
+            f"run {run_id}: {len(app_ids)} BatchRegisterDevice call(s) for {devices} devices "
+            f"(application {ids}) got no answer, so those devices may exist without their "
+            "credentials; nothing was sent twice. Compare the product's device count "
+            f"(`provisioner product show {product_key}`) with what you expect, then re-run "
+            "with --lost resubmit (they were not created) or --lost abandon (finish without "
+            "them; if they exist, export them from the console's ApplyId with "
+            "`provisioner export`)"
+        )
+
+
+class ExportIncompleteError(ProvisionerError):
+    """Devices the run created are missing from the output; re-running exports again."""
 
 
 class UnfinishedRunError(RunStoppedError):

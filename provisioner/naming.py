@@ -24,6 +24,7 @@ emulator, so client and emulator cannot drift apart.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 __all__ = [
     "CJK_CHARS",
@@ -54,7 +55,7 @@ CJK_CHARS = "\u4e00-\u9fff"
 _DEVICE_NAME_RE = re.compile(rf"[{DEVICE_NAME_CHARS}]{{{DEVICE_NAME_MIN},{DEVICE_NAME_MAX}}}")
 _DEVICE_NAME_BAD_CHAR = re.compile(rf"[^{DEVICE_NAME_CHARS}]")
 _WORD_CJK_RE = re.compile(rf"[A-Za-z0-9_{CJK_CHARS}]*")
-_WORD_RE = re.compile(r"[A-Za-z0-9_]*")
+_WORD_BAD_CHAR = re.compile(r"[^A-Za-z0-9_]")
 _CJK_RE = re.compile(f"[{CJK_CHARS}]")
 
 
@@ -119,29 +120,44 @@ def nickname_problem(
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _TextRule:
+    """1-``maximum`` characters, none of them matched by ``bad_char``; the length first.
+    The reasons never quote the value (a DeviceSecret is a secret)."""
+
+    field: str
+    maximum: int
+    bad_char: re.Pattern[str]
+    chars_reason: str
+
+    def problem(self, value: str, length: int | None, chars_ok: bool | None) -> str | None:
+        n = len(value) if length is None else length
+        if not 1 <= n <= self.maximum:
+            return f"{self.field} must be 1-{self.maximum} characters, got {n}"
+        bad = self.bad_char.search(value) is not None if chars_ok is None else not chars_ok
+        return f"{self.field} {self.chars_reason}" if bad else None
+
+
+_DEVICE_SECRET = _TextRule(
+    "DeviceSecret", 32, _DEVICE_NAME_BAD_CHAR, "has a character outside A-Z a-z 0-9 - _ @ . :"
+)
+_SN = _TextRule("Sn", 64, _WORD_BAD_CHAR, "may hold only letters, digits and _")
+
+
 def device_secret_problem(
     value: str, *, length: int | None = None, chars_ok: bool | None = None
 ) -> str | None:
-    # The reason never repeats the value: it is a secret.
-    n = len(value) if length is None else length
-    if not 1 <= n <= 32:
-        return f"DeviceSecret must be 1-32 characters, got {n}"
-    bad = _DEVICE_NAME_BAD_CHAR.search(value) is not None if chars_ok is None else not chars_ok
-    if bad:
-        return "DeviceSecret has a character outside A-Z a-z 0-9 - _ @ . :"
-    return None
+    """Why ``value`` is not a DeviceSecret, or None (``length``, ``chars_ok``: as for
+    :func:`device_name_problem`)."""
+    return _DEVICE_SECRET.problem(value, length, chars_ok)
 
 
 def sn_problem(
     value: str, *, length: int | None = None, chars_ok: bool | None = None
 ) -> str | None:
-    n = len(value) if length is None else length
-    if not 1 <= n <= 64:
-        return f"Sn must be 1-64 characters, got {n}"
-    allowed = _WORD_RE.fullmatch(value) is not None if chars_ok is None else chars_ok
-    if not allowed:
-        return "Sn may hold only letters, digits and _"
-    return None
+    """Why ``value`` is not an Sn, or None (``length``, ``chars_ok``: as for
+    :func:`device_name_problem`)."""
+    return _SN.problem(value, length, chars_ok)
 
 
 def product_name_problem(value: str) -> str | None:

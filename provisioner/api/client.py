@@ -33,14 +33,14 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 import certifi
 import httpx
 import structlog
 
 from provisioner import __version__
-from provisioner.api import models, operations
+from provisioner.api import models, operations, records
 from provisioner.api.limits import Limiter, SlidingWindowLimiter
 from provisioner.api.protocol import ApiRequest, read_response, signed_request, with_instance
 from provisioner.api.retry import ATTEMPTS_PER_NO_ANSWER, RetryPolicy, RetryStats
@@ -366,65 +366,39 @@ class IotClient:
     # --- typed operations -------------------------------------------------------------
 
     async def create_product(
-        self,
-        product_name: str,
-        node_type: int,
-        *,
-        data_format: int | None = None,
-        description: str | None = None,
-        aliyun_commodity_code: str | None = None,
-        auth_type: str | None = None,
-        protocol_type: str | None = None,
-        net_type: str | None = None,
-        category_key: str | None = None,
-        publish_auto: bool | None = None,
-        validate_type: int | None = None,
-        resource_group_id: str | None = None,
-    ) -> models.ProductCreated:
-        request = operations.create_product(
-            product_name,
-            node_type,
-            data_format=data_format,
-            description=description,
-            aliyun_commodity_code=aliyun_commodity_code,
-            auth_type=auth_type,
-            protocol_type=protocol_type,
-            net_type=net_type,
-            category_key=category_key,
-            publish_auto=publish_auto,
-            validate_type=validate_type,
-            resource_group_id=resource_group_id,
-        )
+        self, product_name: str, node_type: int, **options: Unpack[operations.ProductOptions]
+    ) -> records.ProductCreated:
+        request = operations.create_product(product_name, node_type, **options)
         return models.parse_product_created(await self.call(request))
 
-    async def query_product(self, product_key: str) -> models.Product:
+    async def query_product(self, product_key: str) -> records.Product:
         return models.parse_product(await self.call(operations.query_product(product_key)))
 
     async def batch_check_device_names(
         self, product_key: str, names: Sequence[tuple[str, str | None] | str]
-    ) -> models.CheckResult:
+    ) -> records.CheckResult:
         request = operations.batch_check_device_names(product_key, names)
         return models.parse_check_result(await self.call(request))
 
     async def query_batch_register_device_status(
         self, product_key: str, apply_id: int | str
-    ) -> models.ApplyStatus:
+    ) -> records.ApplyStatus:
         request = operations.query_batch_register_device_status(product_key, apply_id)
         return models.parse_apply_status(await self.call(request))
 
     async def batch_register_device_with_apply_id(
         self, product_key: str, apply_id: int | str
-    ) -> models.ApplyAccepted:
+    ) -> records.ApplyAccepted:
         request = operations.batch_register_device_with_apply_id(product_key, apply_id)
         return models.parse_apply_accepted(await self.call(request), request.action)
 
-    async def batch_register_device(self, product_key: str, count: int) -> models.ApplyAccepted:
+    async def batch_register_device(self, product_key: str, count: int) -> records.ApplyAccepted:
         request = operations.batch_register_device(product_key, count)
         return models.parse_apply_accepted(await self.call(request), request.action)
 
     async def query_page_by_apply_id(
         self, apply_id: int | str, page: int, page_size: int = operations.MAX_PAGE_SIZE
-    ) -> models.DevicePage:
+    ) -> records.DevicePage:
         request = operations.query_page_by_apply_id(apply_id, page, page_size)
         return models.parse_device_page(await self.call(request))
 
@@ -435,42 +409,27 @@ class IotClient:
         device_secret: str,
         nickname: str | None = None,
         sn: str | None = None,
-    ) -> models.ImportedDevice:
+    ) -> records.ImportedDevice:
         request = operations.import_device(product_key, device_name, device_secret, nickname, sn)
         return models.parse_imported_device(await self.call(request))
 
     async def register_device(
         self, product_key: str, device_name: str | None = None, nickname: str | None = None
-    ) -> models.RegisteredDevice:
+    ) -> records.RegisteredDevice:
         request = operations.register_device(product_key, device_name, nickname)
         return models.parse_registered_device(await self.call(request))
 
     async def query_device_detail(
-        self,
-        *,
-        product_key: str | None = None,
-        device_name: str | None = None,
-        iot_id: str | None = None,
-    ) -> models.DeviceDetail:
-        request = operations.query_device_detail(
-            product_key=product_key, device_name=device_name, iot_id=iot_id
-        )
+        self, **device: Unpack[operations.DeviceRef]
+    ) -> records.DeviceDetail:
+        request = operations.query_device_detail(**device)
         return models.parse_device_detail(await self.call(request))
 
     async def batch_query_device_detail(
         self, product_key: str, device_names: Sequence[str]
-    ) -> list[models.DeviceDetail]:
+    ) -> list[records.DeviceDetail]:
         request = operations.batch_query_device_detail(product_key, device_names)
         return models.parse_device_details(await self.call(request))
 
-    async def delete_device(
-        self,
-        *,
-        product_key: str | None = None,
-        device_name: str | None = None,
-        iot_id: str | None = None,
-    ) -> None:
-        request = operations.delete_device(
-            product_key=product_key, device_name=device_name, iot_id=iot_id
-        )
-        await self.call(request)
+    async def delete_device(self, **device: Unpack[operations.DeviceRef]) -> None:
+        await self.call(operations.delete_device(**device))

@@ -1,6 +1,7 @@
-"""Typed records of successful IoT Platform answers, and the parsers that build them.
+"""Parsers of successful IoT Platform answers into typed records.
 
-Parsers take the decoded JSON object of a success (see
+The records themselves are in :mod:`provisioner.api.records`. Parsers
+take the decoded JSON object of a success (see
 :func:`provisioner.api.protocol.read_response`) and are tolerant of the shapes real
 clients see for the same field: a list may come as ``[...]``, ``{}``, ``{"Name": [...]}``
 or ``{"InvalidDeviceName": [...]}``, or be missing; ApplyId may be a number or a string;
@@ -19,27 +20,14 @@ go only to the encrypted output, and a changed secret would be a wrong one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
+from provisioner.api import records
+from provisioner.api.records import *  # noqa: F403 (the records are this module's too: see __all__)
 from provisioner.api.scrub import clean_text
 from provisioner.errors import TerminalApiError
 
 __all__ = [
-    "FINAL_STATES",
-    "ApplyAccepted",
-    "ApplyState",
-    "ApplyStatus",
-    "CheckResult",
-    "DeviceCredential",
-    "DeviceDetail",
-    "DevicePage",
-    "ImportedDevice",
-    "InvalidDetail",
-    "Product",
-    "ProductCreated",
-    "RegisteredDevice",
     "parse_apply_accepted",
     "parse_apply_status",
     "parse_check_result",
@@ -51,177 +39,8 @@ __all__ = [
     "parse_product_created",
     "parse_registered_device",
 ]
-
-
-class ApplyState(StrEnum):
-    """``Data.Status`` of an application (QueryBatchRegisterDeviceStatus)."""
-
-    CHECK = "CHECK"
-    CHECK_SUCCESS = "CHECK_SUCCESS"
-    CHECK_FAILED = "CHECK_FAILED"
-    CREATE = "CREATE"
-    CREATE_SUCCESS = "CREATE_SUCCESS"
-    CREATE_FAILED = "CREATE_FAILED"
-
-
-#: States after which polling stops: the next step depends on which one it is.
-FINAL_STATES = frozenset(
-    {
-        ApplyState.CHECK_SUCCESS,
-        ApplyState.CHECK_FAILED,
-        ApplyState.CREATE_SUCCESS,
-        ApplyState.CREATE_FAILED,
-    }
-)
-
-
-# --- records --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """BatchCheckDeviceNames: the application was accepted; the check runs on the server."""
-
-    apply_id: int
-    invalid_names: list[str] = field(default_factory=list)
-    invalid_nicknames: list[str] = field(default_factory=list)
-    repeated_names: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyAccepted:
-    """BatchRegisterDeviceWithApplyId / BatchRegisterDevice: creation started."""
-
-    apply_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class InvalidDetail:
-    """One entry of the optional ``InvalidDetailList`` of newer API versions."""
-
-    device_name: str
-    error_message: str
-    nickname: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyStatus:
-    """QueryBatchRegisterDeviceStatus. ``status`` is an :class:`ApplyState` value when known."""
-
-    status: str
-    valid_names: list[str] = field(default_factory=list)
-    invalid_names: list[str] = field(default_factory=list)
-    invalid_details: list[InvalidDetail] = field(default_factory=list)
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATES
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceCredential:
-    """One device of a QueryPageByApplyId page: what an export writes."""
-
-    device_name: str
-    device_secret: str = field(repr=False)
-    iot_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class DevicePage:
-    """QueryPageByApplyId: one page of the devices of an application."""
-
-    page: int
-    page_size: int
-    page_count: int
-    total: int
-    devices: list[DeviceCredential] = field(default_factory=list)
-
-    @property
-    def is_last(self) -> bool:
-        return self.page >= self.page_count
-
-
-@dataclass(frozen=True, slots=True)
-class ImportedDevice:
-    """ImportDevice."""
-
-    product_key: str
-    device_name: str
-    device_secret: str = field(repr=False)
-    iot_id: str
-    nickname: str | None = None
-    sn: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RegisteredDevice:
-    """RegisterDevice."""
-
-    product_key: str
-    device_name: str
-    device_secret: str = field(repr=False)
-    iot_id: str
-    nickname: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceDetail:
-    """QueryDeviceDetail, and each entry of BatchQueryDeviceDetail."""
-
-    product_key: str
-    device_name: str
-    device_secret: str = field(repr=False)
-    iot_id: str
-    nickname: str | None = None
-    status: str | None = None
-    product_name: str | None = None
-    node_type: int | None = None
-    region: str | None = None
-    firmware_version: str | None = None
-    ip_address: str | None = None
-    utc_create: str | None = None
-    utc_active: str | None = None
-    utc_online: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Product:
-    """QueryProduct."""
-
-    product_key: str
-    product_name: str
-    node_type: int | None = None
-    data_format: int | None = None
-    auth_type: str | None = None
-    aliyun_commodity_code: str | None = None
-    description: str | None = None
-    device_count: int | None = None
-    net_type: str | None = None
-    product_status: str | None = None
-    category_key: str | None = None
-    gmt_create: int | None = None
-    protocol_type: str | None = None
-    validate_type: int | None = None
-    category_name: str | None = None
-    id2: bool | None = None
-    owner: bool | None = None
-    product_secret: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class ProductCreated:
-    """CreateProduct."""
-
-    product_key: str
-    product_name: str | None = None
-    node_type: int | None = None
-    data_format: int | None = None
-    auth_type: str | None = None
-    aliyun_commodity_code: str | None = None
-    description: str | None = None
-    protocol_type: str | None = None
-    product_secret: str | None = field(default=None, repr=False)
+# Every record is exported from here as well, under the list its own module keeps.
+__all__ += records.__all__
 
 
 # --- tolerant field access ------------------------------------------------------------
@@ -332,10 +151,10 @@ def _nickname(data: Mapping[str, Any]) -> str | None:
 # --- parsers --------------------------------------------------------------------------
 
 
-def parse_check_result(payload: Mapping[str, Any]) -> CheckResult:
+def parse_check_result(payload: Mapping[str, Any]) -> records.CheckResult:
     action = "BatchCheckDeviceNames"
     data = _obj(payload.get("Data"))
-    return CheckResult(
+    return records.CheckResult(
         apply_id=_apply_id(data, action),
         invalid_names=_names(data.get("InvalidDeviceNameList"), "InvalidDeviceName"),
         invalid_nicknames=_names(data.get("InvalidDeviceNicknameList"), "InvalidDeviceNickname"),
@@ -345,13 +164,13 @@ def parse_check_result(payload: Mapping[str, Any]) -> CheckResult:
 
 def parse_apply_accepted(
     payload: Mapping[str, Any], action: str = "BatchRegisterDeviceWithApplyId"
-) -> ApplyAccepted:
+) -> records.ApplyAccepted:
     data = _obj(payload.get("Data"))
-    return ApplyAccepted(apply_id=_apply_id(data, action))
+    return records.ApplyAccepted(apply_id=_apply_id(data, action))
 
 
-def _invalid_details(value: Any) -> list[InvalidDetail]:
-    details: list[InvalidDetail] = []
+def _invalid_details(value: Any) -> list[records.InvalidDetail]:
+    details: list[records.InvalidDetail] = []
     for item in _items(value, "InvalidDetailList", "InvalidDetail"):
         if not isinstance(item, Mapping):
             continue
@@ -359,7 +178,7 @@ def _invalid_details(value: Any) -> list[InvalidDetail]:
         if name is None:
             continue
         details.append(
-            InvalidDetail(
+            records.InvalidDetail(
                 device_name=name,
                 error_message=_opt_str(item.get("ErrorMsg") or item.get("ErrorMessage")) or "",
                 nickname=_nickname(item),
@@ -368,11 +187,11 @@ def _invalid_details(value: Any) -> list[InvalidDetail]:
     return details
 
 
-def parse_apply_status(payload: Mapping[str, Any]) -> ApplyStatus:
+def parse_apply_status(payload: Mapping[str, Any]) -> records.ApplyStatus:
     action = "QueryBatchRegisterDeviceStatus"
     data = _obj(payload.get("Data"))
     status = _req_str(data, "Status", action).strip().upper()
-    return ApplyStatus(
+    return records.ApplyStatus(
         status=status,
         valid_names=_names(data.get("ValidList")),
         invalid_names=_names(data.get("InvalidList")),
@@ -380,14 +199,14 @@ def parse_apply_status(payload: Mapping[str, Any]) -> ApplyStatus:
     )
 
 
-def parse_device_page(payload: Mapping[str, Any]) -> DevicePage:
+def parse_device_page(payload: Mapping[str, Any]) -> records.DevicePage:
     """QueryPageByApplyId. Page, PageSize, PageCount and Total are at the top level."""
     action = "QueryPageByApplyId"
-    devices: list[DeviceCredential] = []
+    devices: list[records.DeviceCredential] = []
     for item in _items(payload.get("ApplyDeviceList"), "ApplyDeviceInfo"):
         entry = _obj(item)
         devices.append(
-            DeviceCredential(
+            records.DeviceCredential(
                 device_name=_req_str(entry, "DeviceName", action),
                 device_secret=_req_str(entry, "DeviceSecret", action, secret=True),
                 iot_id=_opt_str(entry.get("IotId")) or "",
@@ -402,43 +221,53 @@ def parse_device_page(payload: Mapping[str, Any]) -> DevicePage:
     page_count = _opt_int(payload.get("PageCount"))
     if page_count is None:
         page_count = -(-total // size)
-    return DevicePage(
+    return records.DevicePage(
         page=page, page_size=size, page_count=page_count, total=total, devices=devices
     )
 
 
-def parse_imported_device(payload: Mapping[str, Any]) -> ImportedDevice:
-    action = "ImportDevice"
+class _SingleDeviceFields(TypedDict):
+    """The keyword arguments of :class:`~provisioner.api.records.SingleDevice`."""
+
+    product_key: str
+    device_name: str
+    device_secret: str
+    iot_id: str
+    nickname: str | None
+
+
+def _single_device(
+    data: Mapping[str, Any], action: str, *, secret_required: bool = True
+) -> _SingleDeviceFields:
+    """The fields every answer about one device has. A detail may come without the
+    DeviceSecret (``secret_required=False``); a created or imported device may not."""
+    return {
+        "product_key": _opt_str(data.get("ProductKey")) or "",
+        "device_name": _req_str(data, "DeviceName", action),
+        "device_secret": (
+            _req_str(data, "DeviceSecret", action, secret=True)
+            if secret_required
+            else _opt_secret(data.get("DeviceSecret")) or ""
+        ),
+        "iot_id": _opt_str(data.get("IotId")) or "",
+        "nickname": _nickname(data),
+    }
+
+
+def parse_imported_device(payload: Mapping[str, Any]) -> records.ImportedDevice:
     data = _obj(payload.get("Data"))
-    return ImportedDevice(
-        product_key=_opt_str(data.get("ProductKey")) or "",
-        device_name=_req_str(data, "DeviceName", action),
-        device_secret=_req_str(data, "DeviceSecret", action, secret=True),
-        iot_id=_opt_str(data.get("IotId")) or "",
-        nickname=_nickname(data),
-        sn=_opt_str(data.get("Sn")),
+    return records.ImportedDevice(
+        **_single_device(data, "ImportDevice"), sn=_opt_str(data.get("Sn"))
     )
 
 
-def parse_registered_device(payload: Mapping[str, Any]) -> RegisteredDevice:
-    action = "RegisterDevice"
-    data = _obj(payload.get("Data"))
-    return RegisteredDevice(
-        product_key=_opt_str(data.get("ProductKey")) or "",
-        device_name=_req_str(data, "DeviceName", action),
-        device_secret=_req_str(data, "DeviceSecret", action, secret=True),
-        iot_id=_opt_str(data.get("IotId")) or "",
-        nickname=_nickname(data),
-    )
+def parse_registered_device(payload: Mapping[str, Any]) -> records.RegisteredDevice:
+    return records.RegisteredDevice(**_single_device(_obj(payload.get("Data")), "RegisterDevice"))
 
 
-def _device_detail(data: Mapping[str, Any], action: str) -> DeviceDetail:
-    return DeviceDetail(
-        product_key=_opt_str(data.get("ProductKey")) or "",
-        device_name=_req_str(data, "DeviceName", action),
-        device_secret=_opt_secret(data.get("DeviceSecret")) or "",
-        iot_id=_opt_str(data.get("IotId")) or "",
-        nickname=_nickname(data),
+def _device_detail(data: Mapping[str, Any], action: str) -> records.DeviceDetail:
+    return records.DeviceDetail(
+        **_single_device(data, action, secret_required=False),
         status=_opt_str(data.get("Status")),
         product_name=_opt_str(data.get("ProductName")),
         node_type=_opt_int(data.get("NodeType")),
@@ -451,11 +280,11 @@ def _device_detail(data: Mapping[str, Any], action: str) -> DeviceDetail:
     )
 
 
-def parse_device_detail(payload: Mapping[str, Any]) -> DeviceDetail:
+def parse_device_detail(payload: Mapping[str, Any]) -> records.DeviceDetail:
     return _device_detail(_obj(payload.get("Data")), "QueryDeviceDetail")
 
 
-def parse_device_details(payload: Mapping[str, Any]) -> list[DeviceDetail]:
+def parse_device_details(payload: Mapping[str, Any]) -> list[records.DeviceDetail]:
     """BatchQueryDeviceDetail: ``Data.Data[]``, only the devices that exist."""
     action = "BatchQueryDeviceDetail"
     return [
@@ -465,46 +294,58 @@ def parse_device_details(payload: Mapping[str, Any]) -> list[DeviceDetail]:
     ]
 
 
-def parse_product(payload: Mapping[str, Any]) -> Product:
+class _ProductFields(TypedDict):
+    """The keyword arguments :class:`~provisioner.api.records.Product` and
+    :class:`~provisioner.api.records.ProductCreated` share, read the same way."""
+
+    node_type: int | None
+    data_format: int | None
+    auth_type: str | None
+    aliyun_commodity_code: str | None
+    description: str | None
+    protocol_type: str | None
+    product_secret: str | None
+
+
+def _product_fields(data: Mapping[str, Any]) -> _ProductFields:
+    """The fields both QueryProduct and CreateProduct answer."""
+    return {
+        "node_type": _opt_int(data.get("NodeType")),
+        "data_format": _opt_int(data.get("DataFormat")),
+        "auth_type": _opt_str(data.get("AuthType")),
+        "aliyun_commodity_code": _opt_str(data.get("AliyunCommodityCode")),
+        "description": _opt_str(data.get("Description")),
+        "protocol_type": _opt_str(data.get("ProtocolType")),
+        "product_secret": _opt_secret(data.get("ProductSecret")),
+    }
+
+
+def parse_product(payload: Mapping[str, Any]) -> records.Product:
     action = "QueryProduct"
     data = _obj(payload.get("Data"))
-    return Product(
+    return records.Product(
         product_key=_req_str(data, "ProductKey", action),
         product_name=_opt_str(data.get("ProductName")) or "",
-        node_type=_opt_int(data.get("NodeType")),
-        data_format=_opt_int(data.get("DataFormat")),
-        auth_type=_opt_str(data.get("AuthType")),
-        aliyun_commodity_code=_opt_str(data.get("AliyunCommodityCode")),
-        description=_opt_str(data.get("Description")),
+        **_product_fields(data),
         device_count=_opt_int(data.get("DeviceCount")),
         net_type=_opt_str(data.get("NetType")),
         product_status=_opt_str(data.get("ProductStatus")),
         category_key=_opt_str(data.get("CategoryKey")),
         gmt_create=_opt_int(data.get("GmtCreate")),
-        protocol_type=_opt_str(data.get("ProtocolType")),
         validate_type=_opt_int(data.get("ValidateType")),
         category_name=_opt_str(data.get("CategoryName")),
         id2=_opt_bool(data.get("Id2")),
         owner=_opt_bool(data.get("Owner")),
-        product_secret=_opt_secret(data.get("ProductSecret")),
     )
 
 
-def parse_product_created(payload: Mapping[str, Any]) -> ProductCreated:
+def parse_product_created(payload: Mapping[str, Any]) -> records.ProductCreated:
     action = "CreateProduct"
     data = _obj(payload.get("Data"))
     # ProductKey is both in Data and at the top level; either will do.
     key = _opt_str(data.get("ProductKey")) or _opt_str(payload.get("ProductKey"))
     if key is None:
         raise _malformed(action, "ProductKey")
-    return ProductCreated(
-        product_key=key,
-        product_name=_opt_str(data.get("ProductName")),
-        node_type=_opt_int(data.get("NodeType")),
-        data_format=_opt_int(data.get("DataFormat")),
-        auth_type=_opt_str(data.get("AuthType")),
-        aliyun_commodity_code=_opt_str(data.get("AliyunCommodityCode")),
-        description=_opt_str(data.get("Description")),
-        protocol_type=_opt_str(data.get("ProtocolType")),
-        product_secret=_opt_secret(data.get("ProductSecret")),
+    return records.ProductCreated(
+        product_key=key, product_name=_opt_str(data.get("ProductName")), **_product_fields(data)
     )

@@ -16,6 +16,7 @@ Parameter names and shapes follow the API reference (seed 001, 4.7-4.8), CreateP
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict, Unpack
 
 from provisioner.api.protocol import ApiRequest
 from provisioner.errors import UsageError
@@ -25,6 +26,8 @@ __all__ = [
     "MAX_DETAIL_NAMES",
     "MAX_PAGE_SIZE",
     "MAX_REGISTER_COUNT",
+    "DeviceRef",
+    "ProductOptions",
     "batch_check_device_names",
     "batch_query_device_detail",
     "batch_register_device",
@@ -66,8 +69,22 @@ def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
+def _present(query: dict[str, str], **optional: str | None) -> dict[str, str]:
+    """``query`` with the optional parameters that were given (neither None nor empty)."""
+    query.update({name: value for name, value in optional.items() if value})
+    return query
+
+
+class DeviceRef(TypedDict, total=False):
+    """One device, named by ``iot_id`` or by ``product_key`` and ``device_name``."""
+
+    product_key: str | None
+    device_name: str | None
+    iot_id: str | None
+
+
 def _device_ref(
-    product_key: str | None, device_name: str | None, iot_id: str | None
+    *, product_key: str | None = None, device_name: str | None = None, iot_id: str | None = None
 ) -> dict[str, str]:
     """IotId, or ProductKey + DeviceName: the two ways to name one device."""
     if iot_id:
@@ -80,49 +97,54 @@ def _device_ref(
     return {"ProductKey": str(product_key), "DeviceName": str(device_name)}
 
 
+class ProductOptions(TypedDict, total=False):
+    """CreateProduct's optional parameters; ``None`` (or leaving one out) sends nothing."""
+
+    data_format: int | None
+    description: str | None
+    aliyun_commodity_code: str | None
+    auth_type: str | None
+    protocol_type: str | None
+    net_type: str | None
+    category_key: str | None
+    publish_auto: bool | None
+    validate_type: int | None
+    resource_group_id: str | None
+    id2: bool | None
+    join_permission_id: str | None
+
+
 def create_product(
-    product_name: str,
-    node_type: int,
-    *,
-    data_format: int | None = None,
-    description: str | None = None,
-    aliyun_commodity_code: str | None = None,
-    auth_type: str | None = None,
-    protocol_type: str | None = None,
-    net_type: str | None = None,
-    category_key: str | None = None,
-    publish_auto: bool | None = None,
-    validate_type: int | None = None,
-    resource_group_id: str | None = None,
-    id2: bool | None = None,
-    join_permission_id: str | None = None,
+    product_name: str, node_type: int, **options: Unpack[ProductOptions]
 ) -> ApiRequest:
     """CreateProduct (seed 003). ``node_type`` 0 is a device, 1 a gateway."""
     query = {"ProductName": _text("ProductName", product_name)}
     _check(node_type in (0, 1), "NodeType must be 0 (device) or 1 (gateway)")
     query["NodeType"] = str(node_type)
+    data_format = options.get("data_format")
     if data_format is not None:
         _check(data_format in (0, 1), "DataFormat must be 0 (custom) or 1 (Alink JSON)")
         query["DataFormat"] = str(data_format)
+    description = options.get("description")
     if description is not None:
         _check(len(description) <= 100, "Description must be at most 100 characters")
         query["Description"] = description
+    validate_type = options.get("validate_type")
     if validate_type is not None:
         # 0 (strict) exists only on products made before October 2020; CreateProduct takes 1, 2.
         _check(validate_type in (1, 2), "ValidateType must be 1 (weak) or 2 (none)")
         query["ValidateType"] = str(validate_type)
-    if publish_auto is not None:
-        query["PublishAuto"] = _flag(publish_auto)
-    if id2 is not None:
-        query["Id2"] = _flag(id2)
+    for name, flag in (("PublishAuto", options.get("publish_auto")), ("Id2", options.get("id2"))):
+        if flag is not None:
+            query[name] = _flag(flag)
     optional = {
-        "AliyunCommodityCode": aliyun_commodity_code,
-        "AuthType": auth_type,
-        "ProtocolType": protocol_type,
-        "NetType": net_type,
-        "CategoryKey": category_key,
-        "ResourceGroupId": resource_group_id,
-        "JoinPermissionId": join_permission_id,
+        "AliyunCommodityCode": options.get("aliyun_commodity_code"),
+        "AuthType": options.get("auth_type"),
+        "ProtocolType": options.get("protocol_type"),
+        "NetType": options.get("net_type"),
+        "CategoryKey": options.get("category_key"),
+        "ResourceGroupId": options.get("resource_group_id"),
+        "JoinPermissionId": options.get("join_permission_id"),
     }
     query.update({k: v for k, v in optional.items() if v is not None})
     return ApiRequest("CreateProduct", query)
@@ -216,11 +238,7 @@ def import_device(
         "DeviceName": _text("DeviceName", device_name),
         "DeviceSecret": _text("DeviceSecret", device_secret),
     }
-    if nickname:
-        query["Nickname"] = nickname
-    if sn:
-        query["Sn"] = sn
-    return ApiRequest("ImportDevice", query)
+    return ApiRequest("ImportDevice", _present(query, Nickname=nickname, Sn=sn))
 
 
 def register_device(
@@ -228,17 +246,11 @@ def register_device(
 ) -> ApiRequest:
     """RegisterDevice: one device; the server picks a name when ``device_name`` is None."""
     query = {"ProductKey": _text("ProductKey", product_key)}
-    if device_name:
-        query["DeviceName"] = device_name
-    if nickname:
-        query["Nickname"] = nickname
-    return ApiRequest("RegisterDevice", query)
+    return ApiRequest("RegisterDevice", _present(query, DeviceName=device_name, Nickname=nickname))
 
 
-def query_device_detail(
-    *, product_key: str | None = None, device_name: str | None = None, iot_id: str | None = None
-) -> ApiRequest:
-    return ApiRequest("QueryDeviceDetail", _device_ref(product_key, device_name, iot_id))
+def query_device_detail(**device: Unpack[DeviceRef]) -> ApiRequest:
+    return ApiRequest("QueryDeviceDetail", _device_ref(**device))
 
 
 def batch_query_device_detail(product_key: str, device_names: Sequence[str]) -> ApiRequest:
@@ -253,7 +265,5 @@ def batch_query_device_detail(product_key: str, device_names: Sequence[str]) -> 
     return ApiRequest("BatchQueryDeviceDetail", query)
 
 
-def delete_device(
-    *, product_key: str | None = None, device_name: str | None = None, iot_id: str | None = None
-) -> ApiRequest:
-    return ApiRequest("DeleteDevice", _device_ref(product_key, device_name, iot_id))
+def delete_device(**device: Unpack[DeviceRef]) -> ApiRequest:
+    return ApiRequest("DeleteDevice", _device_ref(**device))

@@ -29,6 +29,9 @@ Every decision is a pure method of :class:`RetryPolicy` (:meth:`~RetryPolicy.bac
 :meth:`~RetryPolicy.throttle_wait`, :meth:`~RetryPolicy.fits_deadline`,
 :meth:`~RetryPolicy.attempt_timeout`) tested without I/O on an injected clock.
 
+:func:`submit` is the one way to send a call that creates something (a check, a
+creation, a registration, an import): it never sends blindly twice after a lost answer.
+
 :func:`set_testing` / :func:`testing` remove every wait, like ``stamina.set_testing``,
 so tests of code that retries run instantly; attempts and stop rules are unchanged.
 """
@@ -38,25 +41,33 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import anyio
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from provisioner.errors import NoAnswerError, ProvisionerError, ThrottledError, TransportError
+from provisioner.errors import (
+    NoAnswerError,
+    ProvisionerError,
+    TerminalApiError,
+    ThrottledError,
+    TransportError,
+)
 
 __all__ = [
     "ATTEMPTS_PER_NO_ANSWER",
     "RetryPolicy",
     "RetryStats",
+    "Submitted",
     "error_code",
     "is_retryable",
     "is_testing",
     "set_testing",
+    "submit",
     "testing",
 ]
 
@@ -352,6 +363,84 @@ class RetryPolicy:
             raise NoAnswerError(
                 endpoint, no_answer_seconds, action=action, attempts=state.silent_attempts
             ) from exc
+
+
+# --- submitting a call that creates something --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted(Generic[T]):
+    """How :func:`submit` ended without an error of the run.
+
+    ``answer``: the call's answer, if one came. ``refused``: the server's refusal (a
+    terminal answer), if that is what came. ``uncertain``: an earlier attempt may have
+    taken effect (its answer was lost). ``taken_effect``: the server, asked after a
+    lost answer, said the call had taken effect (there is no answer then).
+    ``unanswered``: the call may have taken effect and nobody can be asked; nothing was
+    sent again (``error`` is why).
+    """
+
+    answer: T | None = None
+    refused: TerminalApiError | None = None
+    uncertain: bool = False
+    taken_effect: bool = False
+    unanswered: bool = False
+    error: ProvisionerError | None = None
+
+
+async def submit(
+    send: Callable[[], Awaitable[T]],
+    *,
+    policy: RetryPolicy,
+    attempts: int,
+    ask: Callable[[], Awaitable[bool]] | None = None,
+    resend_unasked: bool = False,
+    resend_codes: Collection[str] = (),
+) -> Submitted[T]:
+    """Send a call that creates something on the server, at most once in effect.
+
+    ``send`` makes one attempt through a client whose policy resends only throttled
+    answers (a throttled call did not run; that policy waits for as long as the
+    deadline allows and then raises the ThrottledError, which ends here too). A
+    terminal answer is returned as ``refused``. After a transient error (or a terminal
+    one whose code is in ``resend_codes``) the call may have run with its answer lost,
+    so before sending again:
+
+    * with ``ask``, the server is asked (``True``: it took effect, nothing is sent);
+    * without it, the call is sent again only when ``resend_unasked`` (a second send
+      is harmless: the server refuses a duplicate, and the caller settles that with
+      ``uncertain``), else it ends ``unanswered``.
+
+    Errors that are not transient (a silent endpoint, a failed handshake) are raised at
+    once; after ``attempts`` transient failures the last one is raised (the last
+    refusal with a code of ``resend_codes`` is returned as ``refused``).
+    """
+    uncertain = False
+    for attempt in range(1, attempts + 1):
+        try:
+            return Submitted(answer=await send(), uncertain=uncertain)
+        except ThrottledError:
+            raise  # the deadline is spent: the call never ran
+        except TerminalApiError as exc:
+            if exc.code not in resend_codes or attempt == attempts:
+                return Submitted(refused=exc, uncertain=uncertain or exc.code in resend_codes)
+            error: ProvisionerError = exc
+        except ProvisionerError as exc:
+            if not exc.transient:
+                raise
+            error = exc
+        uncertain = True
+        if ask is not None:
+            if await ask():
+                return Submitted(uncertain=True, taken_effect=True, error=error)
+        elif not resend_unasked:
+            return Submitted(uncertain=True, unanswered=True, error=error)
+        if attempt == attempts:
+            raise error
+        policy.stats.retries += 1
+        policy.stats.by_code[error_code(error)] += 1
+        await policy.sleep(0.0 if _testing else policy.backoff(attempt))
+    raise AssertionError("not reached: the last attempt returns or raises")
 
 
 def _exception(state: RetryCallState) -> BaseException | None:

@@ -12,11 +12,13 @@ with ``-`` or ``@``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from provisioner.errors import ProvisionerError, UsageError
+from provisioner.commands.common import guard
+from provisioner.commands.options import with_groups
+from provisioner.errors import UsageError
 from provisioner.output import (
     atomic_file,
     decrypt_to,
@@ -28,11 +30,7 @@ from provisioner.output import (
 __all__ = ["decrypt_command", "decrypt_file", "keygen_command"]
 
 
-def _fail(exc: ProvisionerError) -> NoReturn:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(exc.exit_code) from None
-
-
+@with_groups()
 def keygen_command(
     out: Annotated[
         Path,
@@ -49,10 +47,7 @@ def keygen_command(
     ] = False,
 ) -> None:
     """Create an age identity; print its public key, the value for --recipient."""
-    try:
-        recipient = generate_identity(out, force=force)
-    except ProvisionerError as exc:
-        _fail(exc)
+    recipient = guard(lambda: generate_identity(out, force=force))
     typer.echo(recipient)
     typer.echo(
         f"identity written to {out} (mode 0600); keep it secret: it decrypts the output",
@@ -100,6 +95,7 @@ def decrypt_file(
         decrypt_to(path, file, identities=identities, passphrase=passphrase, excel_safe=excel_safe)
 
 
+@with_groups()
 def decrypt_command(
     path: Annotated[
         Path,
@@ -149,8 +145,8 @@ def decrypt_command(
     ] = False,
 ) -> None:
     """Decrypt an output file to stdout, or to --out. The result holds device secrets."""
-    try:
-        decrypt_file(
+    guard(
+        lambda: decrypt_file(
             path,
             identity=identity,
             passphrase_env=passphrase_env,
@@ -158,8 +154,7 @@ def decrypt_command(
             force=force,
             excel_safe=excel_safe,
         )
-    except ProvisionerError as exc:
-        _fail(exc)
+    )
     if out is not None:
         # Plaintext on disk is the operator's explicit choice; make sure it is a conscious one.
         typer.echo(

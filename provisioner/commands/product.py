@@ -10,6 +10,7 @@ fields, never its secret: a table on a terminal, ``field<TAB>value`` lines other
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -18,26 +19,17 @@ import anyio
 import typer
 from rich.console import Console
 
-from provisioner.api.models import Product
-from provisioner.commands.common import (
-    DeadlineOpt,
-    EndpointOpt,
+from provisioner.api.records import Product
+from provisioner.commands.common import guard, print_table
+from provisioner.commands.options import (
+    ApiOptions,
+    EncryptionOptions,
     ForceOpt,
-    InsecureHttpOpt,
-    InstanceOpt,
-    LogFormatChoice,
-    LogFormatOpt,
-    PassphraseEnvOpt,
-    QpsScaleOpt,
-    RecipientOpt,
-    RecipientsFileOpt,
-    RegionOpt,
-    TimeoutOpt,
-    guard,
-    print_table,
+    LogOptions,
+    OptionGroup,
+    with_groups,
 )
-from provisioner.config import ApiSettings, load_api_settings
-from provisioner.log import configure_logging
+from provisioner.config import ApiSettings
 from provisioner.output import Encryption
 from provisioner.products import (
     AUTH_TYPES,
@@ -49,11 +41,10 @@ from provisioner.products import (
     parse_spec,
     product_document,
     product_rows,
-    secret_file_encryption,
     show_product,
 )
 
-__all__ = ["create_command", "product_app", "show_command"]
+__all__ = ["ProductSpecOptions", "create_command", "product_app", "show_command"]
 
 product_app = typer.Typer(
     help="Create a product (CreateProduct) or show one (QueryProduct).",
@@ -74,33 +65,10 @@ SecretOutOpt = Annotated[
 ]
 
 
-def _configure_logging(log_format: LogFormatChoice | None) -> None:
-    configure_logging(log_format.value if log_format else None)
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProductSpecOptions(OptionGroup):
+    """What ``product create`` makes; :meth:`spec` checks it before any call."""
 
-
-def _api(
-    endpoint: str | None,
-    region: str | None,
-    iot_instance_id: str | None,
-    qps_scale: float | None,
-    *,
-    insecure_http: bool,
-    timeout: float | None,
-    deadline: float | None,
-) -> ApiSettings:
-    return load_api_settings(
-        endpoint=endpoint,
-        region=region,
-        iot_instance_id=iot_instance_id,
-        qps_scale=qps_scale,
-        timeout=timeout,
-        deadline=deadline,
-        insecure_http=insecure_http or None,
-    )
-
-
-@product_app.command("create")
-def create_command(
     name: Annotated[
         str,
         typer.Option(
@@ -109,11 +77,11 @@ def create_command(
             "counts as two); unique in the instance.",
             show_default=False,
         ),
-    ],
+    ]
     node_type: Annotated[
         str,
         typer.Option("--node-type", metavar="0|1", help="0 device, 1 gateway.", show_default=False),
-    ],
+    ]
     commodity_code: Annotated[
         str | None,
         typer.Option(
@@ -122,7 +90,7 @@ def create_command(
             help="AliyunCommodityCode: iothub (Basic, the default) or iothub_senior (TSL "
             "models; needs --data-format).",
         ),
-    ] = None,
+    ] = None
     data_format: Annotated[
         str | None,
         typer.Option(
@@ -130,11 +98,11 @@ def create_command(
             metavar="0|1",
             help="DataFormat: 1 Alink JSON, 0 custom (with a parsing script). TSL products only.",
         ),
-    ] = None,
+    ] = None
     description: Annotated[
         str | None,
         typer.Option("--description", help="Description, 1-100 characters."),
-    ] = None,
+    ] = None
     protocol_type: Annotated[
         str | None,
         typer.Option(
@@ -143,7 +111,7 @@ def create_command(
             help="ProtocolType of devices that connect through a gateway (--node-type 0). "
             "TSL products only.",
         ),
-    ] = None,
+    ] = None
     net_type: Annotated[
         str | None,
         typer.Option(
@@ -152,7 +120,7 @@ def create_command(
             help="NetType of devices that connect directly, and of gateways (the service's "
             "default: WIFI).",
         ),
-    ] = None,
+    ] = None
     auth_type: Annotated[
         str | None,
         typer.Option(
@@ -160,7 +128,7 @@ def create_command(
             metavar="|".join(AUTH_TYPES),
             help="AuthType (default: secret); id2 and x509 exist only in cn-shanghai.",
         ),
-    ] = None,
+    ] = None
     category_key: Annotated[
         str | None,
         typer.Option(
@@ -168,7 +136,7 @@ def create_command(
             help="CategoryKey of a standard category (ListThingTemplates); its TSL model is "
             "used. TSL products only.",
         ),
-    ] = None,
+    ] = None
     publish_auto: Annotated[
         bool | None,
         typer.Option(
@@ -177,7 +145,7 @@ def create_command(
             "TSL products only.",
             show_default=False,
         ),
-    ] = None,
+    ] = None
     validate_type: Annotated[
         str | None,
         typer.Option(
@@ -185,63 +153,47 @@ def create_command(
             metavar="1|2",
             help="ValidateType of TSL data: 1 weak (default), 2 none. TSL products only.",
         ),
-    ] = None,
+    ] = None
     resource_group_id: Annotated[
         str | None,
         typer.Option("--resource-group-id", help="ResourceGroupId (rg-...) to put it in."),
-    ] = None,
+    ] = None
+
+    def spec(self) -> ProductSpec:
+        """The checked :class:`~provisioner.products.ProductSpec`; :class:`UsageError` if not."""
+        return parse_spec(**dataclasses.asdict(self))
+
+
+def _secret_file_and_api(
+    encryption: EncryptionOptions, api: ApiOptions, out: Path | None
+) -> tuple[Encryption | None, ApiSettings]:
+    """How to encrypt the ProductSecret file ``out`` (checked first: encryption options
+    without ``--out`` are refused) and the API settings."""
+    return encryption.secret_file(out), api.settings()
+
+
+@product_app.command("create")
+@with_groups()
+def create_command(
+    *,
+    spec: ProductSpecOptions,
     out: SecretOutOpt = None,
-    recipient: RecipientOpt = None,
-    recipients_file: RecipientsFileOpt = None,
-    passphrase_env: PassphraseEnvOpt = None,
+    encryption: EncryptionOptions,
     force: ForceOpt = False,
-    endpoint: EndpointOpt = None,
-    region: RegionOpt = None,
-    iot_instance_id: InstanceOpt = None,
-    insecure_http: InsecureHttpOpt = False,
-    timeout: TimeoutOpt = None,
-    deadline: DeadlineOpt = None,
-    log_format: LogFormatOpt = None,
-    qps_scale: QpsScaleOpt = None,
+    api: ApiOptions,
+    logs: LogOptions,
 ) -> None:
     """Create a product; print its ProductKey. Its ProductSecret goes only to --out, encrypted.
 
     Every option is checked before any call: a refused one exits 2 and nothing is created.
     """
-    _configure_logging(log_format)
-
-    def prepare() -> tuple[ProductSpec, Encryption | None, ApiSettings]:
-        spec = parse_spec(
-            name=name,
-            node_type=node_type,
-            data_format=data_format,
-            commodity_code=commodity_code,
-            description=description,
-            protocol_type=protocol_type,
-            net_type=net_type,
-            auth_type=auth_type,
-            category_key=category_key,
-            publish_auto=publish_auto,
-            validate_type=validate_type,
-            resource_group_id=resource_group_id,
-        )
-        encryption = secret_file_encryption(out, recipient or (), recipients_file, passphrase_env)
-        api = _api(
-            endpoint,
-            region,
-            iot_instance_id,
-            qps_scale,
-            insecure_http=insecure_http,
-            timeout=timeout,
-            deadline=deadline,
-        )
-        return spec, encryption, api
-
-    spec, encryption, api = guard(prepare)
+    # The spec first: a refused option is named before credentials or keys are looked at.
+    product = guard(spec.spec)
+    keys, api_settings = guard(lambda: _secret_file_and_api(encryption, api, out))
 
     def go() -> CreatedProduct:
         return anyio.run(
-            lambda: create_product(spec, api, out=out, encryption=encryption, force=force)
+            lambda: create_product(product, api_settings, out=out, encryption=keys, force=force)
         )
 
     created = guard(go)
@@ -257,7 +209,9 @@ def create_command(
 
 
 @product_app.command("show")
+@with_groups()
 def show_command(
+    *,
     product_key: Annotated[
         str,
         typer.Argument(
@@ -268,43 +222,20 @@ def show_command(
         bool, typer.Option("--json", help="Print one JSON object (API field names).")
     ] = False,
     out: SecretOutOpt = None,
-    recipient: RecipientOpt = None,
-    recipients_file: RecipientsFileOpt = None,
-    passphrase_env: PassphraseEnvOpt = None,
+    encryption: EncryptionOptions,
     force: ForceOpt = False,
-    endpoint: EndpointOpt = None,
-    region: RegionOpt = None,
-    iot_instance_id: InstanceOpt = None,
-    insecure_http: InsecureHttpOpt = False,
-    timeout: TimeoutOpt = None,
-    deadline: DeadlineOpt = None,
-    log_format: LogFormatOpt = None,
-    qps_scale: QpsScaleOpt = None,
+    api: ApiOptions,
+    logs: LogOptions,
 ) -> None:
     """Show a product's fields (QueryProduct), never its secret.
 
     --out saves the ProductSecret to an age-encrypted file instead.
     """
-    _configure_logging(log_format)
-
-    def prepare() -> tuple[Encryption | None, ApiSettings]:
-        encryption = secret_file_encryption(out, recipient or (), recipients_file, passphrase_env)
-        api = _api(
-            endpoint,
-            region,
-            iot_instance_id,
-            qps_scale,
-            insecure_http=insecure_http,
-            timeout=timeout,
-            deadline=deadline,
-        )
-        return encryption, api
-
-    encryption, api = guard(prepare)
+    keys, api_settings = guard(lambda: _secret_file_and_api(encryption, api, out))
 
     def go() -> Product:
         return anyio.run(
-            lambda: show_product(product_key, api, out=out, encryption=encryption, force=force)
+            lambda: show_product(product_key, api_settings, out=out, encryption=keys, force=force)
         )
 
     product = guard(go)

@@ -18,64 +18,39 @@ import anyio
 import typer
 from rich.console import Console
 
-from provisioner.commands.common import (
-    DeadlineOpt,
-    EndpointOpt,
+from provisioner.commands.common import finish, guard, print_table
+from provisioner.commands.options import (
+    ApiOptions,
+    ApiOverrides,
+    EncryptionOptions,
     ExistingChoice,
     ForceOpt,
     FormatChoice,
     FormatOpt,
-    InsecureHttpOpt,
-    InstanceOpt,
     JournalOpt,
-    LogFormatOpt,
-    PassphraseEnvOpt,
-    QpsScaleOpt,
-    RecipientOpt,
-    RecipientsFileOpt,
-    RegionOpt,
-    TimeoutOpt,
-    encryption_options,
-    finish,
-    guard,
-    print_table,
-    setup_logging,
+    LogOptions,
+    LostChoice,
+    OutOpt,
+    ProductKeyOpt,
+    with_groups,
 )
-from provisioner.commands.register import LostChoice
-from provisioner.config import load_api_settings
 from provisioner.errors import EXIT_OK, UsageError
-from provisioner.journal import Journal, resolve_journal_path
-from provisioner.log import configure_logging
-from provisioner.output import load_encryption
-from provisioner.pipeline import (
-    RunOutcome,
-    RunSettings,
-    export_application,
-    provision,
-    resume,
-    status,
-)
+from provisioner.pipeline import RunSettings, export_application, provision, resume, status
+from provisioner.pipeline.kinds import ResumeOptions
 
 __all__ = ["export_command", "resume_command", "run_command", "status_command"]
 
-# --- commands ---------------------------------------------------------------------------
 
-
+@with_groups(progress_bars=True)
 def run_command(
+    *,
     input_path: Annotated[
         Path, typer.Argument(metavar="INPUT", help="CSV or Parquet file with a DeviceName column.")
     ],
-    product_key: Annotated[str, typer.Option("--product-key", help="ProductKey of the product.")],
-    out: Annotated[Path, typer.Option("--out", help="Encrypted credentials file to write.")],
-    recipient: RecipientOpt = None,
-    recipients_file: RecipientsFileOpt = None,
-    passphrase_env: PassphraseEnvOpt = None,
-    endpoint: EndpointOpt = None,
-    region: RegionOpt = None,
-    iot_instance_id: InstanceOpt = None,
-    insecure_http: InsecureHttpOpt = False,
-    timeout: TimeoutOpt = None,
-    deadline: DeadlineOpt = None,
+    product_key: ProductKeyOpt,
+    out: OutOpt,
+    encryption: EncryptionOptions,
+    api: ApiOptions,
     journal: JournalOpt = None,
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1, help="Most names per application.")
@@ -91,40 +66,26 @@ def run_command(
             help="A name that already exists: fail (report it) or adopt (export its credentials).",
         ),
     ] = ExistingChoice.fail,
-    log_format: LogFormatOpt = None,
+    logs: LogOptions,
     fmt: FormatOpt = FormatChoice.csv,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Validate and plan (chunks, time estimate); no network."),
     ] = False,
     force: ForceOpt = False,
-    qps_scale: QpsScaleOpt = None,
 ) -> None:
     """Provision every device of INPUT and write their credentials, encrypted, to --out.
 
     Re-running the same command resumes an interrupted run, or says it is complete.
     """
-    setup_logging(log_format)
-
-    def settings() -> RunSettings:
-        api = None
-        encryption = None
-        if not dry_run:
-            api = load_api_settings(
-                endpoint=endpoint,
-                region=region,
-                iot_instance_id=iot_instance_id,
-                qps_scale=qps_scale,
-                timeout=timeout,
-                deadline=deadline,
-                insecure_http=insecure_http or None,
-            )
-            encryption = load_encryption(recipient or (), recipients_file, passphrase_env)
-        return RunSettings(
+    settings = guard(
+        lambda: RunSettings(
             input=input_path,
             product_key=product_key,
             out=out,
-            encryption=encryption,
+            # A dry run makes no call and writes nothing: it needs neither credentials nor keys.
+            api=None if dry_run else api.settings(),
+            encryption=None if dry_run else encryption.encryption(),
             fmt=fmt.value,
             chunk_size=chunk_size,
             skip_invalid=skip_invalid,
@@ -132,20 +93,18 @@ def run_command(
             force=force,
             journal=journal,
             dry_run=dry_run,
-            api=api,
-            encryption_options=encryption_options(recipient, recipients_file, passphrase_env),
+            encryption_options=encryption.recorded(),
         )
+    )
+    finish(guard(lambda: anyio.run(provision, settings)))
 
-    run_settings = guard(settings)
-    finish(guard(lambda: anyio.run(provision, run_settings)))
 
-
+@with_groups(progress_bars=True)
 def resume_command(
+    *,
     run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id (a prefix will do).")],
     journal: JournalOpt = None,
-    recipient: RecipientOpt = None,
-    recipients_file: RecipientsFileOpt = None,
-    passphrase_env: PassphraseEnvOpt = None,
+    encryption: EncryptionOptions,
     force: ForceOpt = False,
     lost: Annotated[
         LostChoice | None,
@@ -154,53 +113,31 @@ def resume_command(
             help="register-random runs: calls whose answer was lost: fail, resubmit or abandon.",
         ),
     ] = None,
-    log_format: LogFormatOpt = None,
-    qps_scale: QpsScaleOpt = None,
-    insecure_http: InsecureHttpOpt = False,
-    timeout: TimeoutOpt = None,
-    deadline: DeadlineOpt = None,
+    logs: LogOptions,
+    api: ApiOverrides,
 ) -> None:
     """Resume run RUN_ID with the options it was started with.
 
     Encryption options given here replace the recorded ones.
     """
-    setup_logging(log_format)
-
-    def go() -> RunOutcome:
-        encryption = None
-        if recipient or recipients_file or passphrase_env:
-            encryption = load_encryption(recipient or (), recipients_file, passphrase_env)
-        api = None
-        if qps_scale is not None or timeout is not None or deadline is not None or insecure_http:
-            with Journal(resolve_journal_path(journal)) as store:
-                params = store.get_run(run_id).params
-            api = load_api_settings(
-                endpoint=params.get("endpoint"),
-                region=params.get("region"),
-                iot_instance_id=params.get("iot_instance_id"),
-                qps_scale=qps_scale,
-                timeout=timeout,
-                deadline=deadline,
-                insecure_http=insecure_http or None,
-            )
-        return anyio.run(
-            lambda: resume(
-                run_id,
-                journal=journal,
-                encryption=encryption,
-                api=api,
-                force=force,
-                lost=lost.value if lost is not None else None,
-            )
+    # Only what is given here replaces the run's recorded options (None, {}: as recorded).
+    options = guard(
+        lambda: ResumeOptions(
+            journal=journal,
+            encryption=encryption.encryption() if encryption.given else None,
+            api_options=api.overrides() if api.given else {},
+            force=force,
+            lost=lost.value if lost is not None else None,
         )
-
-    finish(guard(go))
+    )
+    finish(guard(lambda: anyio.run(resume, run_id, options)))
 
 
 def _when(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+@with_groups()
 def status_command(
     run_id: Annotated[
         str | None, typer.Argument(metavar="[RUN_ID]", help="Show this run's applications.")
@@ -251,46 +188,31 @@ def status_command(
             typer.echo(f"last error: {views[0].run.error}")
 
 
+@with_groups()
 def export_command(
+    *,
     apply_id: Annotated[str, typer.Option("--apply-id", help="ApplyId of the application.")],
-    product_key: Annotated[str, typer.Option("--product-key", help="ProductKey of the product.")],
-    out: Annotated[Path, typer.Option("--out", help="Encrypted credentials file to write.")],
-    recipient: RecipientOpt = None,
-    recipients_file: RecipientsFileOpt = None,
-    passphrase_env: PassphraseEnvOpt = None,
-    endpoint: EndpointOpt = None,
-    region: RegionOpt = None,
-    iot_instance_id: InstanceOpt = None,
-    insecure_http: InsecureHttpOpt = False,
-    timeout: TimeoutOpt = None,
-    deadline: DeadlineOpt = None,
+    product_key: ProductKeyOpt,
+    out: OutOpt,
+    encryption: EncryptionOptions,
+    api: ApiOptions,
     fmt: FormatOpt = FormatChoice.csv,
     force: ForceOpt = False,
-    log_format: LogFormatOpt = None,
-    qps_scale: QpsScaleOpt = None,
+    logs: LogOptions,
 ) -> None:
     """Export the credentials of an existing application again (a lost output file).
 
     The Nickname column is empty: QueryPageByApplyId does not return nicknames.
     """
-    configure_logging(log_format.value if log_format else None)
 
     def go() -> str:
-        api = load_api_settings(
-            endpoint=endpoint,
-            region=region,
-            iot_instance_id=iot_instance_id,
-            qps_scale=qps_scale,
-            timeout=timeout,
-            deadline=deadline,
-            insecure_http=insecure_http or None,
-        )
-        encryption = load_encryption(recipient or (), recipients_file, passphrase_env)
+        api_settings = api.settings()
+        keys = encryption.encryption()
         if not product_key.strip():
             raise UsageError("--product-key is required")
         result = anyio.run(
             lambda: export_application(
-                apply_id, product_key, out, encryption, fmt.value, api, force=force
+                apply_id, product_key, out, keys, fmt.value, api_settings, force=force
             )
         )
         return f"exported {result.rows} devices of application {result.apply_id} to {result.out}"

@@ -4,7 +4,7 @@ Each handler reads the API parameters of one operation, calls the
 :class:`~provisioner.emulator.world.World` and returns the response fields other
 than ``RequestId`` and ``Success``. A missing mandatory parameter is a gateway
 error (:func:`~provisioner.emulator.auth.missing_parameter`); every other
-failure is a :class:`~provisioner.emulator.world.BusinessError`.
+failure is a :class:`~provisioner.emulator.model.BusinessError`.
 ``IotInstanceId`` is accepted by all of them and ignored.
 """
 
@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from provisioner.emulator.auth import missing_parameter
+from provisioner.emulator.model import BusinessError, Device
 from provisioner.emulator.products import created_fields, queried_fields
-from provisioner.emulator.world import BusinessError, Device, World
+from provisioner.emulator.world import World
 
 __all__ = ["ACTIONS", "MAX_PAGE_SIZE", "Handler", "dispatch"]
 
@@ -255,6 +256,20 @@ def query_page_by_apply_id(world: World, params: Params, now: float) -> dict[str
 # --- single devices ----------------------------------------------------------------------
 
 
+def _device_data(device: Device, *names: str) -> dict[str, Any]:
+    """``Data`` of an answer about one device: its fields ``names``, in that order (each
+    operation's sample has its own), without those it does not have."""
+    fields = {
+        "IotId": device.iot_id,
+        "ProductKey": device.product_key,
+        "DeviceName": device.device_name,
+        "DeviceSecret": device.device_secret,
+        "Nickname": device.nickname,
+        "Sn": device.sn,
+    }
+    return {name: fields[name] for name in names if fields[name] is not None}
+
+
 def import_device(world: World, params: Params, now: float) -> dict[str, Any]:
     device = world.import_device(
         now,
@@ -264,15 +279,8 @@ def import_device(world: World, params: Params, now: float) -> dict[str, Any]:
         nickname=_optional(params, "Nickname"),
         sn=_optional(params, "Sn"),
     )
-    data = {
-        "DeviceName": device.device_name,
-        "DeviceSecret": device.device_secret,
-        "IotId": device.iot_id,
-        "Nickname": device.nickname,
-        "ProductKey": device.product_key,
-        "Sn": device.sn,
-    }
-    return {"Data": {k: v for k, v in data.items() if v is not None}}
+    names = ("DeviceName", "DeviceSecret", "IotId", "Nickname", "ProductKey", "Sn")
+    return {"Data": _device_data(device, *names)}
 
 
 def register_device(world: World, params: Params, now: float) -> dict[str, Any]:
@@ -282,14 +290,8 @@ def register_device(world: World, params: Params, now: float) -> dict[str, Any]:
         _optional(params, "DeviceName"),
         nickname=_optional(params, "Nickname"),
     )
-    data = {
-        "IotId": device.iot_id,
-        "ProductKey": device.product_key,
-        "DeviceName": device.device_name,
-        "DeviceSecret": device.device_secret,
-        "Nickname": device.nickname,
-    }
-    return {"Data": {k: v for k, v in data.items() if v is not None}}
+    names = ("IotId", "ProductKey", "DeviceName", "DeviceSecret", "Nickname")
+    return {"Data": _device_data(device, *names)}
 
 
 def _find(world: World, params: Params, now: float) -> Device:

@@ -40,10 +40,11 @@ from starlette.types import Message, Receive, Scope, Send
 from provisioner.emulator.actions import ACTIONS, dispatch
 from provisioner.emulator.auth import API_VERSION, Authenticator, GatewayError, parse_request
 from provisioner.emulator.config import EmulatorConfig
+from provisioner.emulator.model import BusinessError
 from provisioner.emulator.render import content_type, render
 from provisioner.emulator.store import Store
 from provisioner.emulator.throttle import Throttle
-from provisioner.emulator.world import BusinessError, World
+from provisioner.emulator.world import World
 
 __all__ = ["STATS_PATH", "Clock", "Emulator", "create_app"]
 

@@ -102,23 +102,25 @@ def _present(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def _answered(product: Product) -> dict[str, Any]:
+    """The fields both CreateProduct and QueryProduct answer, in the order of their samples."""
+    return {
+        "ProductKey": product.product_key,
+        "ProductName": product.product_name,
+        "ProductSecret": product.product_secret,
+        "NodeType": product.node_type,
+        "AliyunCommodityCode": product.aliyun_commodity_code,
+        "AuthType": product.auth_type,
+        "Id2": product.auth_type == "id2",
+        "Description": product.description,
+        "DataFormat": product.data_format,
+        "ProtocolType": product.protocol_type,
+    }
+
+
 def created_fields(product: Product) -> dict[str, Any]:
     """``Data`` of a CreateProduct answer (the fields of the seed's sample)."""
-    return _present(
-        {
-            "ProductKey": product.product_key,
-            "ProductName": product.product_name,
-            "ProductSecret": product.product_secret,
-            "NodeType": product.node_type,
-            "AliyunCommodityCode": product.aliyun_commodity_code,
-            "AuthType": product.auth_type,
-            "Id2": product.auth_type == "id2",
-            "Description": product.description,
-            "DataFormat": product.data_format,
-            "ProtocolType": product.protocol_type,
-            "ResourceGroupId": product.resource_group_id,
-        }
-    )
+    return _present({**_answered(product), "ResourceGroupId": product.resource_group_id})
 
 
 def queried_fields(product: Product) -> dict[str, Any]:
@@ -126,16 +128,7 @@ def queried_fields(product: Product) -> dict[str, Any]:
     net_type = NET_TYPE_CODES.get(product.net_type) if product.net_type else None
     return _present(
         {
-            "ProductKey": product.product_key,
-            "ProductName": product.product_name,
-            "ProductSecret": product.product_secret,
-            "NodeType": product.node_type,
-            "AliyunCommodityCode": product.aliyun_commodity_code,
-            "AuthType": product.auth_type,
-            "Id2": product.auth_type == "id2",
-            "Description": product.description,
-            "DataFormat": product.data_format,
-            "ProtocolType": product.protocol_type,
+            **_answered(product),
             "NetType": net_type,
             "CategoryKey": product.category_key,
             "ValidateType": product.validate_type,

@@ -63,6 +63,23 @@ _PRODUCT_FIELDS = (
     "validate_type",
     "resource_group_id",
 )
+#: The columns of ``devices``, each a :class:`Device` field of the same name.
+_DEVICE_COLUMNS = (
+    "iot_id",
+    "product_key",
+    "device_name",
+    "device_secret",
+    "nickname",
+    "sn",
+    "created_at",
+    "apply_id",
+)
+# Built from the constant column names above, never from a value.
+_INSERT_DEVICES = (
+    f"INSERT INTO devices ({', '.join(_DEVICE_COLUMNS)})"  # noqa: S608
+    f" VALUES ({', '.join('?' * len(_DEVICE_COLUMNS))})"
+)
+_SELECT_DEVICES = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices ORDER BY rowid"  # noqa: S608
 _APPLICATION_FIELDS = (
     "apply_id",
     "product_key",
@@ -108,25 +125,9 @@ class Store:
     def devices_created(
         self, devices: Sequence[Device], application: Application | None = None
     ) -> None:
-        rows = [
-            (
-                d.iot_id,
-                d.product_key,
-                d.device_name,
-                d.device_secret,
-                d.nickname,
-                d.sn,
-                d.created_at,
-                d.apply_id,
-            )
-            for d in devices
-        ]
+        rows = [tuple(getattr(d, name) for name in _DEVICE_COLUMNS) for d in devices]
         with self._transaction():
-            self._db.executemany(
-                "INSERT INTO devices (iot_id, product_key, device_name, device_secret,"
-                " nickname, sn, created_at, apply_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            self._db.executemany(_INSERT_DEVICES, rows)
             if application is not None:
                 self.application_saved(application)
 
@@ -153,20 +154,8 @@ class Store:
             for (data,) in self._db.execute("SELECT data FROM applications ORDER BY apply_id")
         ]
         devices = [
-            Device(
-                iot_id=row[0],
-                product_key=row[1],
-                device_name=row[2],
-                device_secret=row[3],
-                nickname=row[4],
-                sn=row[5],
-                created_at=row[6],
-                apply_id=row[7],
-            )
-            for row in self._db.execute(
-                "SELECT iot_id, product_key, device_name, device_secret, nickname, sn,"
-                " created_at, apply_id FROM devices ORDER BY rowid"
-            )
+            Device(**dict(zip(_DEVICE_COLUMNS, row, strict=True)))
+            for row in self._db.execute(_SELECT_DEVICES)
         ]
         world.load(products, devices, applications)
 

@@ -1,8 +1,9 @@
 """Per-account, per-operation QPS enforcement: a strict one-second sliding window.
 
 A request of ``action`` from ``access_key_id`` is accepted when fewer than
-``qps_for(action, qps_scale)`` requests of the same pair were accepted in the
-second before it (arrival times ``t`` with ``now - 1 < t <= now``). A throttled
+``qps_limit(action, qps_scale)`` requests of the same pair were accepted in the
+second before it (arrival times ``t`` with ``now - 1 < t <= now``). The limits are the
+emulator's own (:mod:`provisioner.emulator.qps`), not the client's. A throttled
 request does not count in the window. The throttle answers with the milliseconds
 until the oldest request of the window leaves it (``x-acs-retry-after``).
 
@@ -17,7 +18,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Mapping
 
-from provisioner.api.limits import qps_for
+from provisioner.emulator.qps import qps_limit
 
 __all__ = ["WINDOW_SECONDS", "Throttle", "ThrottleKey"]
 
@@ -47,7 +48,7 @@ class Throttle:
     def limit(self, action: str) -> int:
         if action in self._limits:
             return max(1, int(self._limits[action] * self.qps_scale))
-        return qps_for(action, self.qps_scale)
+        return qps_limit(action, self.qps_scale)
 
     def admit(self, access_key_id: str, action: str, now: float) -> int | None:
         """Record an accepted request and return ``None``, or the retry-after in ms."""

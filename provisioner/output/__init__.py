@@ -6,7 +6,13 @@ written to a private (0600) temporary file that is renamed into place on commit.
 
 from __future__ import annotations
 
-from provisioner.output._atomic import atomic_file
+from provisioner.output._atomic import (
+    atomic_file,
+    create_partial,
+    discard,
+    os_error,
+    publish,
+)
 from provisioner.output.decrypt import decrypt_to, generate_identity
 from provisioner.output.encryption import (
     Encryption,
@@ -33,12 +39,16 @@ __all__ = [
     "Encryption",
     "OutputFormat",
     "atomic_file",
+    "create_partial",
     "decrypt_to",
+    "discard",
     "encrypt_bytes",
     "generate_identity",
     "load_encryption",
     "load_identities",
+    "os_error",
     "parse_recipient",
+    "publish",
     "remove_stale_partials",
     "report_path",
     "write_json_atomic",

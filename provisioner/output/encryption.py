@@ -17,7 +17,7 @@ quote anything that looks like a secret key.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +119,15 @@ def parse_recipient(value: str, where: str) -> object:
     )
 
 
+def _entries(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) of the lines of a key file that are neither blank nor
+    ``#`` comments: the format of recipients files and of age identity files alike."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            yield number, stripped
+
+
 def _read_recipients_file(path: Path) -> list[object]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -127,12 +136,7 @@ def _read_recipients_file(path: Path) -> list[object]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise UsageError(f"cannot read recipients file {path}: {reason}") from exc
-    found: list[object] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        found.append(parse_recipient(stripped, f"{path} line {number}"))
+    found = [parse_recipient(entry, f"{path} line {number}") for number, entry in _entries(text)]
     if not found:
         raise UsageError(f"recipients file {path} has no recipients; add age1... or ssh-... lines")
     return found
@@ -205,18 +209,15 @@ def load_identities(identity_path: Path) -> list[object]:
     except UnicodeDecodeError as exc:
         raise UsageError(f"identity file {identity_path} is not an age identity file") from exc
     identities: list[object] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if not stripped.upper().startswith("AGE-SECRET-KEY-1"):
+    for number, entry in _entries(text):
+        if not entry.upper().startswith("AGE-SECRET-KEY-1"):
             # Plugin identities (AGE-PLUGIN-...) and stray text land here; never quote the line.
             raise UsageError(
                 f"identity file {identity_path} line {number} is not an age secret key "
                 "(AGE-SECRET-KEY-1...); plugin identities are not supported"
             )
         try:
-            identities.append(pyrage.x25519.Identity.from_str(stripped))
+            identities.append(pyrage.x25519.Identity.from_str(entry))
         except pyrage.IdentityError as exc:
             raise UsageError(
                 f"identity file {identity_path} line {number} is not a valid age secret key; "

@@ -1,15 +1,25 @@
-"""Planning and orchestration of a provisioning run, and the re-export of an application.
+"""The runs: planning, the engine, the kinds of run, resume, status and re-export.
 
-:func:`provision` runs (or resumes, or recognises as completed) the job a
-:class:`RunSettings` describes; :func:`resume` does it by run id; :func:`status`
-lists runs; :func:`export_application` writes an existing application's credentials
-again; :func:`dry_run_plan` plans without any call.
+:func:`provision` runs (or resumes, or recognises as completed) the ``run`` a
+:class:`RunSettings` describes; :func:`register_random` and :func:`import_devices` the
+other kinds; :func:`resume` carries any run on by id; :func:`status` lists runs;
+:func:`export_application` writes an existing application's credentials again;
+:func:`dry_run_plan` plans without any call. See ``docs/architecture.md`` for the map.
 """
 
 from __future__ import annotations
 
-from provisioner.pipeline.export import ExportIncompleteError, ExportOutcome, export_application
-from provisioner.pipeline.importer import IMPORT_KIND, ImportSettings, import_devices
+from provisioner.errors import ExportIncompleteError, LostApplicationsError, RunFailedError
+from provisioner.pipeline.export import ExportOutcome, export_application
+from provisioner.pipeline.finish import RunOutcome
+from provisioner.pipeline.kinds.check_create import RUN_KIND, dry_run_plan, provision, run_key
+from provisioner.pipeline.kinds.random_names import (
+    MAX_PER_CALL,
+    RANDOM_KIND,
+    RandomSettings,
+    register_random,
+)
+from provisioner.pipeline.kinds.single_import import IMPORT_KIND, ImportSettings, import_devices
 from provisioner.pipeline.plan import Estimate, chunk_sizes, estimate, format_plan, split_chunks
 from provisioner.pipeline.progress import (
     LogProgress,
@@ -18,29 +28,15 @@ from provisioner.pipeline.progress import (
     RichProgress,
     make_progress,
 )
-from provisioner.pipeline.random_names import (
-    RANDOM_KIND,
-    LostApplicationsError,
-    RandomSettings,
-    register_random,
-)
 from provisioner.pipeline.report import Counts, rejects_path
 from provisioner.pipeline.resume import resume
-from provisioner.pipeline.run import (
-    RUN_KIND,
-    RunOutcome,
-    RunStatusView,
-    dry_run_plan,
-    provision,
-    run_key,
-    status,
-)
-from provisioner.pipeline.session import RunFailedError
 from provisioner.pipeline.settings import DEFAULT_CHUNK_SIZE, RunSettings, Tuning
+from provisioner.pipeline.status import RunStatusView, status
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "IMPORT_KIND",
+    "MAX_PER_CALL",
     "RANDOM_KIND",
     "RUN_KIND",
     "Counts",

@@ -27,10 +27,11 @@ import httpx
 import structlog
 from anyio.abc import ObjectReceiveStream
 
-from provisioner.api import IotClient, SlidingWindowLimiter
-from provisioner.api.models import ApplyState, DeviceCredential, DeviceDetail, DevicePage
+from provisioner import wiring
+from provisioner.api import IotClient
+from provisioner.api.records import ApplyState, DeviceCredential, DeviceDetail, DevicePage
 from provisioner.config import ApiSettings
-from provisioner.errors import ProvisionerError, TerminalApiError, UsageError
+from provisioner.errors import ExportIncompleteError, TerminalApiError, UsageError
 from provisioner.output import (
     OUTPUT_COLUMNS,
     CredentialWriter,
@@ -40,14 +41,12 @@ from provisioner.output import (
 )
 from provisioner.pipeline.plan import PAGE_SIZE
 from provisioner.pipeline.progress import NullProgress, Progress
-from provisioner.pipeline.settings import QPS_MARGIN
 
 __all__ = [
     "NOT_FOUND_CODES",
     "AppExport",
     "CredentialSink",
     "DetailJob",
-    "ExportIncompleteError",
     "ExportJob",
     "ExportOutcome",
     "Exporter",
@@ -68,10 +67,6 @@ assert OUTPUT_COLUMNS == (  # the row layout below follows this order
     "Nickname",
     "ApplyId",
 )
-
-
-class ExportIncompleteError(ProvisionerError):
-    """An application's pages did not hold every device it created; re-running exports again."""
 
 
 class CredentialSink:
@@ -139,6 +134,9 @@ class AppExport:
     expected: dict[str, str | None] | None
     app_id: int | None = None
     planned: int = 0
+    #: How many devices the pages must hold when the names are not known beforehand
+    #: (random names); ``None``: no count to check.
+    expected_count: int | None = None
     done_pages: set[int] = field(default_factory=set)
     seen: set[str] = field(default_factory=set)
     page_count: int | None = None
@@ -244,6 +242,11 @@ class Exporter:
                     f"application {app.apply_id}: {len(missing)} created devices are missing "
                     f"from its pages (first: {missing[0]}); re-run the command to export again"
                 )
+            if app.expected_count is not None and len(app.seen) != app.expected_count:
+                raise ExportIncompleteError(
+                    f"application {app.apply_id} holds {len(app.seen)} devices, "
+                    f"{app.expected_count} expected; re-run the command to export again"
+                )
             if self._on_app_done is not None:
                 self._on_app_done(app)
 
@@ -289,10 +292,7 @@ async def export_application(
     apply_id = str(apply_id).strip()
     if not apply_id.isdigit():
         raise UsageError(f"--apply-id must be a number, got {apply_id!r}")
-    limiter = SlidingWindowLimiter(
-        api_settings.credentials.access_key_id, scale=api_settings.qps_scale, margin=QPS_MARGIN
-    )
-    async with IotClient(api_settings, transport=transport, limiter=limiter) as client:
+    async with wiring.client(api_settings, transport=transport) as client:
         status = await client.query_batch_register_device_status(product_key, apply_id)
         if status.status not in (ApplyState.CREATE_SUCCESS, ApplyState.CREATE_FAILED):
             raise UsageError(
@@ -300,7 +300,7 @@ async def export_application(
                 "application (CREATE_SUCCESS or CREATE_FAILED) can be exported"
             )
         remove_stale_partials(out)
-        writer = CredentialWriter(out, encryption, fmt=fmt, force=force)
+        writer = wiring.writer(out, encryption, fmt=fmt, force=force)
         writer.open()
         try:
             sink = CredentialSink(writer, product_key)

@@ -19,11 +19,11 @@ import polars as pl
 import structlog
 
 from provisioner.config import ApiSettings
-from provisioner.errors import EXIT_OK, EXIT_PARTIAL, OutputError
+from provisioner.errors import EXIT_INPUT, EXIT_OK, EXIT_PARTIAL, OutputError
 from provisioner.inputs import write_rejects
-from provisioner.journal import Journal, RunRecord
+from provisioner.journal import RunRecord
+from provisioner.journal.protocol import JournalStore
 from provisioner.output import CredentialWriter, report_path, write_json_atomic
-from provisioner.pipeline.export import CredentialSink, ExportIncompleteError
 from provisioner.pipeline.report import (
     Counts,
     StageClock,
@@ -37,7 +37,7 @@ __all__ = [
     "already_completed",
     "commit_run",
     "finish_commit",
-    "verify_export",
+    "input_refused",
 ]
 
 logger = structlog.get_logger("provisioner.pipeline")
@@ -71,37 +71,9 @@ class CommitTarget(Protocol):
     def api(self) -> ApiSettings | None: ...
 
 
-def verify_export(
-    journal: Journal, run_id: str, sink: CredentialSink, input_rows: int, valid_rows: int
-) -> Counts:
-    """Every created or adopted device is in the output, once; nothing is left pending."""
-    counts = journal.device_counts(run_id)
-    if counts.get("pending", 0):
-        raise ExportIncompleteError(
-            f"run {run_id}: {counts['pending']} devices are still pending after every "
-            "application finished; re-run the command"
-        )
-    wanted = {d.device_name for d in journal.devices(run_id, states=("created", "adopted"))}
-    missing = wanted - sink.written
-    if missing:
-        raise ExportIncompleteError(
-            f"run {run_id}: {len(missing)} devices are not in the output (first: "
-            f"{sorted(missing)[0]}); re-run the command to export again"
-        )
-    return Counts(
-        input=input_rows,
-        rejected=counts.get("rejected", 0),
-        submitted=valid_rows,
-        created=counts.get("created", 0),
-        exported=len(sink.written),
-        adopted=counts.get("adopted", 0),
-        failed=counts.get("failed", 0),
-    )
-
-
 def commit_run(
     settings: CommitTarget,
-    journal: Journal,
+    journal: JournalStore,
     run_id: str,
     writer: CredentialWriter,
     counts: Counts,
@@ -141,7 +113,7 @@ def commit_run(
         endpoint=settings.api.endpoint,
     )
     # Stored first: a crash between the rename and the end still finds the report.
-    journal.set_status(run_id, "committing", report=report)
+    journal.commit_run(run_id, report)
     if not_provisioned:
         frame = pl.DataFrame(
             {
@@ -162,7 +134,7 @@ def commit_run(
         _remove_stale(rejects)
     writer.commit()
     write_json_atomic(report_file, report)
-    journal.set_status(run_id, "completed", report=report)
+    journal.complete_run(run_id, report)
     counts_text = ", ".join(f"{k} {v}" for k, v in counts.as_dict().items())
     logger.info("run.completed", run_id=run_id, exit_code=exit_code, **counts.as_dict())
     if exit_code == EXIT_OK:
@@ -191,6 +163,32 @@ def commit_run(
     )
 
 
+def input_refused(
+    rejected: pl.DataFrame, total: int, valid: int, source: Path, out: Path, *, skip_invalid: bool
+) -> RunOutcome | None:
+    """The outcome of an input that stops the run before any call (rejected rows without
+    ``--skip-invalid``, or no valid row), its rejects written; ``None`` if it goes on."""
+    rejects = rejects_path(out.absolute())
+    count = rejected.height
+    if count and (not skip_invalid or valid == 0):
+        write_rejects(rejected, rejects)
+    if count and not skip_invalid:
+        message = (
+            f"{count} of {total} rows were rejected, nothing was sent: see {rejects} "
+            "(fix them, or pass --skip-invalid)"
+        )
+    elif valid == 0:
+        message = f"no valid row in {source}, nothing was sent"
+    else:
+        return None
+    return RunOutcome(
+        run_id=None,
+        exit_code=EXIT_INPUT,
+        message=message,
+        rejects_path=rejects if count else None,
+    )
+
+
 def _remove_stale(path: Path) -> None:
     """A rejects file of an earlier attempt at the same output no longer applies."""
     try:
@@ -201,12 +199,12 @@ def _remove_stale(path: Path) -> None:
         raise OutputError(f"cannot remove the stale rejects file {path}: {exc.strerror}") from exc
 
 
-def finish_commit(journal: Journal, run: RunRecord) -> None:
+def finish_commit(journal: JournalStore, run: RunRecord) -> None:
     """A run that crashed after renaming its output: write its report and complete it."""
     if run.report is not None:
         out = Path(run.params["out"])
         write_json_atomic(report_path(out), run.report)
-    journal.set_status(run.run_id, "completed", report=run.report)
+    journal.complete_run(run.run_id, run.report)
 
 
 def already_completed(run: RunRecord) -> RunOutcome:

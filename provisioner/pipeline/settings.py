@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from provisioner.api.limits import QPS_MARGIN
 from provisioner.config import ApiSettings
 from provisioner.errors import UsageError
 from provisioner.output import OUTPUT_FORMATS, Encryption, OutputFormat
@@ -24,19 +25,16 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "QPS_MARGIN",
     "ExistingPolicy",
+    "OutputSettings",
     "ProgressMode",
     "RunSettings",
     "Tuning",
+    "check_existing",
     "empty_mapping",
     "product_key_of",
 ]
 
 DEFAULT_CHUNK_SIZE = 10_000
-#: Widening of the limiter's one-second window against arrival jitter. The limiter
-#: paces sends evenly; 0.02 and then 0.04 still let throttles through on a loaded
-#: two-core box (at the start of an export, when three applications finish together),
-#: and every percent of it is a percent of the page budget, the bound of the run.
-QPS_MARGIN = 0.06
 ExistingPolicy = Literal["fail", "adopt"]
 ProgressMode = Literal["auto", "rich", "log", "none"]
 
@@ -116,42 +114,55 @@ def empty_mapping() -> Mapping[str, Any]:
     return MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class RunSettings:
-    """One ``provisioner run``.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputSettings:
+    """What every kind of run that writes a credentials file is told.
 
-    ``encryption`` may be ``None`` only for a dry run; ``api`` likewise (a dry run
-    makes no call). ``encryption_options`` are the option values the encryption was
-    built from (public keys, a recipients file path, the *name* of a passphrase
-    variable): they are journaled so ``provisioner resume RUN_ID`` can rebuild it.
-    ``journal`` is a path or ``sqlite:///path``; ``None`` means ``PROVISIONER_JOURNAL``
-    or the default file.
+    ``encryption_options`` are the option values the encryption was built from (public
+    keys, a recipients file path, the *name* of a passphrase variable): they are
+    journaled so ``provisioner resume RUN_ID`` can rebuild it. ``journal`` is a path or
+    ``sqlite:///path``; ``None`` means ``PROVISIONER_JOURNAL`` or the default file.
     """
 
-    input: Path
     product_key: str
     out: Path
-    encryption: Encryption | None = None
     fmt: OutputFormat = "csv"
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    skip_invalid: bool = False
-    existing: ExistingPolicy = "fail"
     force: bool = False
     journal: str | None = None
-    dry_run: bool = False
-    api: ApiSettings | None = None
     progress: ProgressMode = "auto"
     encryption_options: Mapping[str, Any] = field(default_factory=empty_mapping)
     tuning: Tuning = field(default_factory=Tuning)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "product_key", product_key_of(self.product_key))
-        if self.chunk_size < 1:
-            raise UsageError(f"--chunk-size must be at least 1, got {self.chunk_size}")
         if self.fmt not in OUTPUT_FORMATS:
             raise UsageError(f"unknown --format {self.fmt!r}; choose from csv, jsonl, parquet")
-        if self.existing not in ("fail", "adopt"):
-            raise UsageError(f"--existing must be fail or adopt, got {self.existing!r}")
+
+
+def check_existing(existing: str) -> None:
+    """``--existing`` is fail or adopt."""
+    if existing not in ("fail", "adopt"):
+        raise UsageError(f"--existing must be fail or adopt, got {existing!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSettings(OutputSettings):
+    """One ``provisioner run``. ``encryption`` and ``api`` may be ``None`` only for a
+    dry run (it makes no call and writes no output)."""
+
+    input: Path
+    encryption: Encryption | None = None
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    skip_invalid: bool = False
+    existing: ExistingPolicy = "fail"
+    dry_run: bool = False
+    api: ApiSettings | None = None
+
+    def __post_init__(self) -> None:
+        OutputSettings.__post_init__(self)  # (zero-argument super() fails in slotted classes)
+        if self.chunk_size < 1:
+            raise UsageError(f"--chunk-size must be at least 1, got {self.chunk_size}")
+        check_existing(self.existing)
         if not self.dry_run and self.encryption is None:
             raise UsageError(
                 "the output must be encrypted: pass --recipient, --recipients-file or "

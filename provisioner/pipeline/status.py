@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioner.journal import AppRecord, Journal, RunRecord, resolve_journal_path
+from provisioner import wiring
+from provisioner.journal import AppRecord, RunRecord, resolve_journal_path
 
 __all__ = ["RunStatusView", "status"]
 
@@ -23,10 +24,12 @@ class RunStatusView:
 def status(journal: str | Path | None = None, run_id: str | None = None) -> list[RunStatusView]:
     """Every run of the journal (``run_id=None``), or one run with its applications."""
     location = str(journal) if isinstance(journal, Path) else journal
-    path = resolve_journal_path(location)
-    if run_id is None and not path.exists():
+    # Listing the runs of a journal file that does not exist yet creates nothing.
+    is_file = "://" not in (location or "") or (location or "").startswith("sqlite:")
+    if run_id is None and is_file and not resolve_journal_path(location).exists():
         return []
-    with Journal(path) as store:
+    store = wiring.open_journal(location)
+    try:
         runs = [store.get_run(run_id)] if run_id is not None else store.list_runs()
         return [
             RunStatusView(
@@ -36,3 +39,5 @@ def status(journal: str | Path | None = None, run_id: str | None = None) -> list
             )
             for run in runs
         ]
+    finally:
+        store.close()

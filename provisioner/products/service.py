@@ -24,11 +24,10 @@ import httpx
 import structlog
 
 from provisioner.api.client import IotClient
-from provisioner.api.models import Product, ProductCreated
+from provisioner.api.records import Product, ProductCreated
 from provisioner.config import ApiSettings
 from provisioner.errors import ApiError, OutputError, ProvisionerError, UsageError
-from provisioner.output import Encryption, atomic_file, encrypt_bytes, load_encryption
-from provisioner.output._atomic import os_error
+from provisioner.output import Encryption, atomic_file, encrypt_bytes, load_encryption, os_error
 from provisioner.products.spec import ProductSpec
 
 __all__ = ["CreatedProduct", "create_product", "secret_file_encryption", "show_product"]
@@ -85,6 +84,12 @@ class CreatedProduct:
     product_name: str
     node_type: int
     secret_file: Path | None = None
+
+
+def _require_encryption(out: Path | None, encryption: Encryption | None) -> None:
+    # A ProductSecret is never written in the clear, whichever command writes it.
+    if out is not None and encryption is None:
+        raise UsageError("the ProductSecret file must be encrypted: pass --recipient or another")
 
 
 def _secret_document(product_key: str, product_name: str, secret: str) -> bytes:
@@ -210,8 +215,7 @@ async def create_product(
     published after it, so an unwritable path fails before a product exists. Raises
     :class:`ProvisionerError` subclasses, never with the secret in the message.
     """
-    if out is not None and encryption is None:
-        raise UsageError("the ProductSecret file must be encrypted: pass --recipient or another")
+    _require_encryption(out, encryption)
     async with IotClient(api, transport=transport) as client:
         if out is None:
             created = await _call_create(client, spec)
@@ -247,12 +251,11 @@ async def show_product(
 ) -> Product:
     """QueryProduct; with ``out``, also save the ProductSecret there, encrypted.
 
-    The returned :class:`~provisioner.api.models.Product` holds the secret (hidden from
+    The returned :class:`~provisioner.api.records.Product` holds the secret (hidden from
     its ``repr``); show it through :func:`product_rows` / :func:`product_document`.
     """
     key = _check_product_key(product_key)
-    if out is not None and encryption is None:
-        raise UsageError("the ProductSecret file must be encrypted: pass --recipient or another")
+    _require_encryption(out, encryption)
     async with IotClient(api, transport=transport) as client:
 
         async def call() -> Product:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from provisioner import naming
-from provisioner.api.models import Product
+from provisioner.api.records import Product
 from provisioner.errors import UsageError
 
 __all__ = [

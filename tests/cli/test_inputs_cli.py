@@ -56,7 +56,8 @@ def _write(tmp_path: Path, name: str, data: bytes | str) -> Path:
 
 def test_rows_that_used_to_vanish_are_counted(tmp_path: Path) -> None:
     path = _write(tmp_path, "d.csv", "DeviceName,Nickname\nabcd,\n,\nabce,\n\n")
-    # Logging is configured by provisioner.cli (to stderr); here the events are captured.
+    # Logging already configured (here: capturing) is left alone by a command without
+    # --log-format (provisioner.log.setup_logging); here the events are captured.
     with capture_logs() as logs:
         code, out, _err = _run("validate", str(path))
     assert code == 3

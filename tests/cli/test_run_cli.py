@@ -24,6 +24,8 @@ from provisioner.config import load_api_settings
 from provisioner.emulator.app import create_app
 from provisioner.emulator.config import EmulatorConfig
 from provisioner.emulator.serve import running_emulator
+from provisioner.journal import open_journal
+from provisioner.pipeline.kinds.base import recorded_api
 
 SCALE = "20"
 
@@ -235,3 +237,37 @@ def test_export_command(tmp_path: Path, env: dict[str, str], product: str, ident
     )  # fmt: skip
     assert refused.exit_code != 0
     assert "exists" in refused.stderr
+
+
+def test_resume_with_overrides_calls_the_recorded_endpoint(
+    tmp_path: Path,
+    env: dict[str, str],
+    product: str,
+    identity: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # --timeout (like --qps-scale, --deadline, --insecure-http) rebuilds the API settings
+    # from what the run recorded: no PROVISIONER_ENDPOINT is needed to find the emulator.
+    source = write_input(tmp_path / "in.csv", 20)
+    out = tmp_path / "creds.age"
+    key = str(identity.to_public())
+    started = invoke(
+        env, "run", str(source), "--product-key", product, "--out", str(out), "--recipient", key
+    )
+    assert started.exit_code == 0, started.output
+    run_id = json.loads(out.with_name(out.name + ".report.json").read_text())["run_id"]
+    without_endpoint = {k: v for k, v in env.items() if k != "PROVISIONER_ENDPOINT"}
+    resumed = invoke(without_endpoint, "resume", run_id, "--timeout", "5", "--qps-scale", SCALE)
+    assert resumed.exit_code == 0, resumed.output
+    assert "already completed" in resumed.stdout
+    unknown = invoke(without_endpoint, "resume", "0123456789ab", "--timeout", "5")
+    assert unknown.exit_code == 1
+    assert "no run" in unknown.stderr
+    for name in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.delenv("PROVISIONER_ENDPOINT", raising=False)
+    with open_journal(env["PROVISIONER_JOURNAL"]) as store:
+        params = store.get_run(run_id).params
+    api = recorded_api(params, timeout=5.0, qps_scale=2.0)
+    assert api.endpoint == load_api_settings(env=env).endpoint
+    assert (api.timeout, api.qps_scale) == (5.0, 2.0)

@@ -145,4 +145,5 @@ def find_any(data: bytes, needles: set[bytes]) -> bytes | None:
 
 
 def assert_never_throttled(rig: Rig) -> None:
-    assert rig.emulator.stats()["throttled"] == 0
+    stats = rig.emulator.stats()
+    assert stats["throttled"] == 0, f"throttled: {stats['throttled_by_key']}"

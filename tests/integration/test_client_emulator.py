@@ -19,7 +19,7 @@ import pytest
 from provisioner.api import IotClient
 from provisioner.api import retry as retry_mod
 from provisioner.api.limits import SlidingWindowLimiter
-from provisioner.api.models import ApplyState
+from provisioner.api.records import ApplyState
 from provisioner.api.retry import RetryPolicy
 from provisioner.config import ApiSettings, Credentials
 from provisioner.emulator.app import create_app

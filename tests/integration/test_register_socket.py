@@ -80,6 +80,7 @@ def test_25000_random_devices_in_three_calls_and_a_rerun_after_sigkill(rig_facto
     assert rig.emulator.stats()["requests_total"] == before
 
 
+@pytest.mark.slow
 def test_sigkill_right_after_a_call_never_gives_a_second_set(rig_factory: Any) -> None:
     """Killed just after the first call's answer: the next call may be in flight. The
     re-run either completes, or stops on the lost call; the operator then looks at the

@@ -74,6 +74,7 @@ def test_names_failing_the_check_heal(rig_factory: Any) -> None:
     assert_no_plaintext(rig)
 
 
+@pytest.mark.slow
 def test_faults_at_five_percent_still_complete(rig_factory: Any) -> None:
     rig = rig_factory(
         check_seconds=0.05, create_seconds=0.05,
@@ -94,6 +95,7 @@ def test_faults_at_five_percent_still_complete(rig_factory: Any) -> None:
     assert_no_plaintext(rig)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kill_on",
     ["run.chunk_check_submitted", "run.chunk_create_submitted", "run.chunk_exported"],

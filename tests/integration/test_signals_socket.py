@@ -27,6 +27,7 @@ from socket_rig import (
 from provisioner.journal import Journal
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sig", "kill_on", "code"),
     [

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from socket_rig import assert_complete, assert_no_plaintext, decrypt, write_input
 
 
@@ -27,6 +28,7 @@ def _start(rig: Any, line: str, names: list[str]) -> tuple[subprocess.Popen[str]
     return proc, out
 
 
+@pytest.mark.slow
 def test_two_runs_on_one_access_key_both_finish(rig_factory: Any) -> None:
     rig = rig_factory(check_seconds=0.2, create_seconds=0.3)
     lines = {

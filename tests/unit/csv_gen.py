@@ -1,6 +1,6 @@
 """Hypothesis strategies that write CSV files and know the physical line of every record.
 
-Shared by the accounting tests of ``provisioner.inputs`` and ``provisioner.import_input``:
+Shared by the accounting tests of ``provisioner.inputs.devices`` and ``provisioner.inputs.imports``:
 the file is serialised here, independently of the code under test, so the expected line of
 each record is counted from the bytes written, not computed the way the reader does.
 """

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.emulator.config import EmulatorConfig
-from provisioner.emulator.store import Store
-from provisioner.emulator.world import (
+from provisioner.emulator.model import (
     CHECK,
     CHECK_FAILED,
     CHECK_SUCCESS,
@@ -17,8 +16,9 @@ from provisioner.emulator.world import (
     CREATE_FAILED,
     CREATE_SUCCESS,
     BusinessError,
-    World,
 )
+from provisioner.emulator.store import Store
+from provisioner.emulator.world import World
 
 T0 = 1_780_000_000.0
 ALNUM = set(string.ascii_letters + string.digits)

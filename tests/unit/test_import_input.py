@@ -18,8 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from provisioner.errors import InputError
-from provisioner.import_input import ImportTable, read_import
-from provisioner.inputs import write_rejects
+from provisioner.inputs import ImportTable, read_import, write_rejects
 from provisioner.naming import (
     device_name_problem,
     device_secret_problem,

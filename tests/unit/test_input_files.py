@@ -1,4 +1,4 @@
-"""What a file really is, limits, and messages that quote nothing long (input_files).
+"""What a file really is, limits, and messages that quote nothing long (inputs.files).
 
 Before: an Excel workbook, a gzip file or UTF-16 text gave a one-liner of escaped bytes
 ("not UTF-8" or "malformed CSV (could not parse `PK\\x03...`)"), a header of any length was
@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from provisioner.errors import InputError, UsageError
-from provisioner.import_input import read_import
-from provisioner.inputs import ReadLimits, read_devices
+from provisioner.inputs import ReadLimits, read_devices, read_import
 
 _SETTINGS = settings(
     max_examples=100,

@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from provisioner import input_files, inputs
 from provisioner.errors import InputError, OutputError
 from provisioner.inputs import (
     REJECTS_COLUMNS,
@@ -24,6 +23,8 @@ from provisioner.inputs import (
     validate_frame,
     write_rejects,
 )
+from provisioner.inputs import digest as inputs_digest
+from provisioner.inputs import files as input_files
 from provisioner.naming import device_name_problem, nickname_problem
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
@@ -491,7 +492,7 @@ def test_input_error_chains_the_cause(tmp_path: Path) -> None:
 
 
 def test_utf8_locator_survives_a_vanished_file(tmp_path: Path) -> None:
-    # The locator moved to provisioner.input_files with the rest of the file handling.
+    # The locator lives in provisioner.inputs.files with the rest of the file handling.
     locate = input_files._first_non_utf8_line
     assert locate(input_files.Source(tmp_path / "gone.csv", "csv")) is None
     ok = _write(tmp_path, "ok.csv", "DeviceName\n")
@@ -579,5 +580,5 @@ def test_fingerprint_is_stable_and_sensitive() -> None:
 def test_fingerprint_does_not_depend_on_slicing(monkeypatch: pytest.MonkeyPatch) -> None:
     frame = _frame([f"dev-{i:05d}" for i in range(2500)], [None, "nick_1"] * 1250)
     whole = fingerprint(frame)
-    monkeypatch.setattr(inputs, "_FINGERPRINT_SLICE", 7)
+    monkeypatch.setattr(inputs_digest, "_FINGERPRINT_SLICE", 7)
     assert fingerprint(frame) == whole

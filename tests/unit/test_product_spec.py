@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provisioner import naming
-from provisioner.api.models import Product
+from provisioner.api.records import Product
 from provisioner.emulator.model import BusinessError
 from provisioner.emulator.products import check_product_options
 from provisioner.errors import UsageError

@@ -19,9 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from provisioner import inputs
 from provisioner.errors import OutputError
-from provisioner.inputs import REJECTS_COLUMNS, ReadLimits, read_devices, write_rejects
+from provisioner.inputs import REJECTS_COLUMNS, ReadLimits, read_devices, rejects, write_rejects
 from provisioner.output import _atomic
 from provisioner.output.spreadsheet import FORMULA_STARTS, excel_safe, excel_safe_csv
 
@@ -138,7 +137,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(
     def full(*_args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(inputs, "write_csv_rows", full)
+    monkeypatch.setattr(rejects, "write_csv_rows", full)
     with pytest.raises(OutputError, match="No space left on device"):
         write_rejects(_frame([(2, "ab", None, "short")]), out)
     assert out.read_text() == "old\n"

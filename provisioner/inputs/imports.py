@@ -12,8 +12,9 @@ those of ImportDevice:
   (a Chinese character counts as two);
 * Sn: empty, or 1-64 characters of letters, digits and ``_``.
 
-The file is opened by :mod:`provisioner.input_files` (what it really is, physical line
-numbers, :class:`~provisioner.input_files.ReadLimits`). Every record is a row: rows read
+The file is opened by :mod:`provisioner.inputs.files` (what it really is) and loaded by
+:mod:`provisioner.inputs.loading` (physical line numbers,
+:class:`~provisioner.inputs.limits.ReadLimits`). Every record is a row: rows read
 = valid + rejected; empty physical lines are not records (counted in ``empty_lines``); a
 record with no value at all is rejected as ``empty row: no DeviceName``.
 
@@ -35,7 +36,6 @@ header, with a misplaced column, or where a stray quote swallowed the rows after
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -45,17 +45,10 @@ import pyrage
 import structlog
 
 from provisioner.errors import InputError, UsageError
-from provisioner.input_files import (
-    ReadLimits,
-    chars_column,
-    file_kind,
-    load,
-    open_source,
-    read_file_bytes,
-    read_schema,
-    short,
-)
-from provisioner.inputs import DEVICE_NAME_COLUMNS, NICKNAME_COLUMNS, echo_cell
+from provisioner.inputs.columns import DEVICE_NAME_COLUMNS, NICKNAME_COLUMNS, header_name
+from provisioner.inputs.files import file_kind, open_source, read_file_bytes
+from provisioner.inputs.limits import ReadLimits, echo_cell, short
+from provisioner.inputs.loading import chars_column, load, log_empty_lines, read_schema
 from provisioner.naming import (
     CJK_CHARS,
     DEVICE_NAME_CHARS,
@@ -90,7 +83,6 @@ _MOST: Final = {
 _SECRET_PATTERN: Final = rf"^[{DEVICE_NAME_CHARS}]{{1,32}}$"
 _NICKNAME_PATTERN: Final = rf"^[A-Za-z0-9_{CJK_CHARS}]+$"
 _SN_PATTERN: Final = r"^[A-Za-z0-9_]{1,64}$"
-_DUPLICATED_SUFFIX: Final = re.compile(r"_duplicated_\d+$")
 # The flag each cell's rule sets, and the pattern of its characters alone (any length).
 _OK: Final = {
     "DeviceName": "_name_ok",
@@ -105,7 +97,7 @@ _CHARS: Final = {
     "Sn": r"^[A-Za-z0-9_]*$",
 }
 
-_log = structlog.get_logger(__name__)
+_log = structlog.get_logger("provisioner.inputs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +136,7 @@ def read_import(
     columns, ignored = _select(list(read_schema(source).names()), path)
     loaded = load(source, columns, limits, needed=tuple(_ROLES))
     table = _validate(loaded.frame, path, encrypted, ignored)
-    if loaded.empty_lines:
-        _log.info(
-            "input.empty_lines_skipped",
-            path=str(path),
-            count=loaded.empty_lines,
-            first_lines=list(loaded.first_empty),
-        )
+    log_empty_lines(path, loaded)
     return dataclasses.replace(table, empty_lines=loaded.empty_lines)
 
 
@@ -172,7 +158,7 @@ def _select(names: list[str], path: Path) -> tuple[dict[str, str | None], tuple[
     found: dict[str, str] = {}
     ignored: list[str] = []
     for column in names:
-        base = _DUPLICATED_SUFFIX.sub("", column).strip()
+        base = header_name(column)
         role = next((r for r, aliases in _ROLES.items() if base in aliases), None)
         if role is None:
             ignored.append(column)

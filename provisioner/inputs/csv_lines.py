@@ -1,7 +1,7 @@
 """Records and physical lines of CSV bytes, for the line numbers and errors a person reads.
 
 Pure functions over the bytes of a CSV file (no I/O), used by
-:mod:`provisioner.input_files`:
+:mod:`provisioner.inputs.loading` and :mod:`provisioner.inputs.files`:
 
 * :func:`scan_lines`: one pass over the chunks of a file: how many physical lines, and which
   are empty (nothing, or a lone CR). Enough for the line numbers of a file in which every

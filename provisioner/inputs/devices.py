@@ -1,11 +1,13 @@
-"""Read the device list (CSV or Parquet), validate it in polars, split it into valid and rejected.
+"""The run's device list (CSV or Parquet): read it, validate it in polars, split it.
 
-The file is opened by :mod:`provisioner.input_files` (what it really is, physical line
-numbers, limits, one-line errors) and scanned lazily with the streaming engine; only the
-DeviceName and Nickname columns are materialised, as strings, so memory follows those two
-columns and not the width of the file. Validation is vectorised with the patterns of
-:mod:`provisioner.naming`; only rejected rows (usually few) go through Python, to get the
-exact reason a person reads, and only a bounded prefix of each of their cells.
+``run`` and ``validate`` read their input with :func:`read_devices`. The file is opened by
+:mod:`provisioner.inputs.files` (what it really is, one-line errors) and loaded by
+:mod:`provisioner.inputs.loading` (physical line numbers, limits): scanned lazily with the
+streaming engine, only the DeviceName and Nickname columns are materialised, as strings,
+so memory follows those two columns and not the width of the file. Validation is
+vectorised with the patterns of :mod:`provisioner.naming`; only rejected rows (usually few)
+go through Python, to get the exact reason a person reads, and only a bounded prefix of
+each of their cells.
 
 Rules, in the order a row meets them:
 
@@ -14,7 +16,7 @@ Rules, in the order a row meets them:
   column is ignored, logged as ``input.columns_ignored`` and returned (names shortened to
   40 characters).
 * Every record is a row: rows read = valid + rejected. An empty physical line is not a
-  record (see :mod:`provisioner.input_files`): it is skipped, counted in
+  record (see :mod:`provisioner.inputs.loading`): it is skipped, counted in
   :attr:`InputTable.empty_lines` and logged as ``input.empty_lines_skipped``. A record with
   neither a DeviceName nor a Nickname (``,`` or ``,,x`` in CSV, a null or empty Parquet
   cell) is rejected as ``empty row: no DeviceName``.
@@ -37,21 +39,13 @@ Line numbers: the physical line of the file on which the record starts, the head
 line 1, whatever quoted newlines, empty lines, CRLF or a BOM come before it. For Parquet,
 the 1-based row number plus one, so the numbers read the same as for a CSV export.
 
-Rejected rows repeat at most 40 characters of a cell (then ``…``). The rejects file is
-written mode 0600 from its first byte and atomically, and every cell that a spreadsheet
-would run as a formula (starting with ``= + - @``, TAB or CR) is prefixed with ``'``
-(:func:`provisioner.output.spreadsheet.excel_safe`).
+Rejected rows repeat at most 40 characters of a cell (then ``…``); they are written by
+:func:`provisioner.inputs.rejects.write_rejects`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import io
-import os
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -59,20 +53,11 @@ from typing import Final
 import polars as pl
 import structlog
 
-from provisioner import input_files
-from provisioner.errors import InputError, OutputError
-from provisioner.input_files import (
-    CSV_SUFFIXES,
-    ECHO_CHARS,
-    PARQUET_SUFFIXES,
-    FileKind,
-    ReadLimits,
-    chars_column,
-    load,
-    open_source,
-    read_schema,
-    short,
-)
+from provisioner.errors import InputError
+from provisioner.inputs.columns import DEVICE_NAME_COLUMNS, NICKNAME_COLUMNS, header_name
+from provisioner.inputs.files import FileKind, open_source
+from provisioner.inputs.limits import ReadLimits, echo_cell, short
+from provisioner.inputs.loading import chars_column, load, log_empty_lines, read_schema
 from provisioner.naming import (
     CJK_CHARS,
     DEVICE_NAME_MAX,
@@ -82,31 +67,8 @@ from provisioner.naming import (
     device_name_problem,
     nickname_problem,
 )
-from provisioner.output._atomic import create_partial, discard, publish
-from provisioner.output.spreadsheet import write_csv_rows
 
-__all__ = [
-    "CSV_SUFFIXES",
-    "DEVICE_NAME_COLUMNS",
-    "NICKNAME_COLUMNS",
-    "PARQUET_SUFFIXES",
-    "REJECTS_COLUMNS",
-    "FileKind",
-    "InputTable",
-    "ReadLimits",
-    "check_readable",
-    "echo_cell",
-    "file_kind",
-    "fingerprint",
-    "read_devices",
-    "reading_errors",
-    "validate_frame",
-    "write_rejects",
-]
-
-REJECTS_COLUMNS: tuple[str, ...] = ("line", "DeviceName", "Nickname", "reason")
-DEVICE_NAME_COLUMNS: tuple[str, ...] = ("DeviceName", "device_name")
-NICKNAME_COLUMNS: tuple[str, ...] = ("Nickname", "nickname", "DeviceNickname")
+__all__ = ["InputTable", "read_devices", "validate_frame"]
 
 _LINE: Final = "line"
 _NAME: Final = "DeviceName"
@@ -116,9 +78,6 @@ _NAME_CHARS: Final = chars_column(_NAME)
 _NICK_CHARS: Final = chars_column(_NICK)
 _NICKNAME_PATTERN: Final = rf"^[A-Za-z0-9_{CJK_CHARS}]*$"
 _CJK_PATTERN: Final = f"[{CJK_CHARS}]"
-_DUPLICATED_SUFFIX = re.compile(r"_duplicated_\d+$")
-_FINGERPRINT_DOMAIN: Final = b"provisioner.fingerprint.v1\n"
-_FINGERPRINT_SLICE: Final = 100_000
 # What of a rejected cell reaches Python: enough to word any reason exactly (a Nickname
 # counts up to two per character), never a whole long cell.
 _PREFIX: Final = 2 * NICKNAME_MAX + 2
@@ -126,7 +85,7 @@ _PREFIX: Final = 2 * NICKNAME_MAX + 2
 # types would turn into strings nobody typed.
 _TEXT_LIKE = (pl.String, pl.Categorical, pl.Enum, pl.Null)
 
-_log = structlog.get_logger(__name__)
+_log = structlog.get_logger("provisioner.inputs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +122,7 @@ def read_devices(path: Path, limits: ReadLimits | None = None) -> InputTable:
     if ignored:
         _log.warning("input.columns_ignored", path=str(path), columns=list(shown))
     loaded = load(source, {_NAME: name_col, _NICK: nick_col}, limits, needed=(_NAME, _NICK))
-    if loaded.empty_lines:
-        _log.info(
-            "input.empty_lines_skipped",
-            path=str(path),
-            count=loaded.empty_lines,
-            first_lines=list(loaded.first_empty),
-        )
+    log_empty_lines(path, loaded)
     table = validate_frame(loaded.frame, ignored_columns=shown)
     return dataclasses.replace(
         table, empty_lines=loaded.empty_lines, first_empty_lines=loaded.first_empty
@@ -188,7 +141,7 @@ def _pick_columns(
     by_role: dict[str, list[str]] = {_NAME: [], _NICK: []}
     ignored: list[str] = []
     for name in names:
-        base = _DUPLICATED_SUFFIX.sub("", name).strip()
+        base = header_name(name)
         if base in DEVICE_NAME_COLUMNS:
             by_role[_NAME].append(name)
         elif base in NICKNAME_COLUMNS:
@@ -197,7 +150,7 @@ def _pick_columns(
             ignored.append(name)
     for role, aliases in ((_NAME, DEVICE_NAME_COLUMNS), (_NICK, NICKNAME_COLUMNS)):
         if len(by_role[role]) > 1:
-            found = ", ".join(_DUPLICATED_SUFFIX.sub("", n) for n in by_role[role])
+            found = ", ".join(header_name(n, strip=False) for n in by_role[role])
             raise InputError(
                 f"{path}: several {role} columns ({found}); keep exactly one of "
                 f"{', '.join(aliases)}"
@@ -234,7 +187,7 @@ def validate_frame(frame: pl.DataFrame, *, ignored_columns: tuple[str, ...] = ()
 
     This is the whole of :func:`read_devices` after reading, for callers (and tests) that
     have the rows in memory already. Optional ``DeviceName_chars`` / ``Nickname_chars``
-    columns (from :func:`provisioner.input_files.load`) give the length of a cell that was
+    columns (from :func:`provisioner.inputs.loading.load`) give the length of a cell that was
     too long to read (its value then null); such a row is rejected with that length.
     """
     name, nick = pl.col(_NAME), pl.col(_NICK)
@@ -321,16 +274,6 @@ def _reasons(bad: pl.DataFrame) -> pl.Series:
     return joined.get_column(_REASON)
 
 
-def echo_cell(col: pl.Expr) -> pl.Expr:
-    """A cell as a rejects file or a message may repeat it: at most 40 characters, then "…"."""
-    return (
-        pl.when(col.str.len_chars() > ECHO_CHARS)
-        .then(pl.concat_str(col.str.head(ECHO_CHARS), pl.lit("…")))
-        .otherwise(col)
-        .alias(col.meta.output_name())
-    )
-
-
 def _counted(nick: pl.Expr) -> pl.Expr:
     return nick.str.len_chars() + nick.str.count_matches(_CJK_PATTERN)
 
@@ -379,96 +322,3 @@ def _nickname_reason(value: str, length: int | None, counted: int | None) -> str
     if length == len(value) and value.isspace():
         return "Nickname is only whitespace; leave the cell empty for no nickname"
     return nickname_problem(value, counted=counted) or "Nickname is not valid"
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def write_rejects(rejected: pl.DataFrame, path: Path, *, replace: bool = True) -> None:
-    """Write the rejected rows as CSV (header ``line,DeviceName,Nickname,reason``).
-
-    The file is created under a temporary name beside ``path`` with mode 0600 from its first
-    byte, fsynced and renamed over ``path`` (:mod:`provisioner.output._atomic`): a reader
-    never sees half a file. Every cell goes through
-    :func:`~provisioner.output.spreadsheet.excel_safe`. ``replace=False`` refuses a ``path``
-    that exists (``validate --rejects`` without ``--force``); the pipeline's own rejects
-    beside an output belong to that output and are replaced. Raises :class:`OutputError`.
-    """
-    if path.is_dir():
-        raise OutputError(
-            f"{path}: cannot write the rejects file (it is a directory); choose a file path"
-        )
-    if not replace and os.path.lexists(path):
-        raise OutputError(f"{path} exists; pass --force to replace it or choose another path")
-    try:
-        temp, file = create_partial(path)
-    except OutputError as exc:
-        cause = exc.__cause__
-        why = cause.strerror if isinstance(cause, OSError) and cause.strerror else "cannot create"
-        raise OutputError(
-            f"{path}: cannot write the rejects file ({why}); check the directory exists "
-            "and is writable"
-        ) from exc
-    try:
-        text = io.TextIOWrapper(file, encoding="utf-8", newline="")
-        rows = (
-            ["" if cell is None else str(cell) for cell in row]
-            for row in rejected.select(REJECTS_COLUMNS).iter_rows()
-        )
-        write_csv_rows(text, [list(REJECTS_COLUMNS)])
-        write_csv_rows(text, rows)
-        text.flush()
-        text.detach()
-    except OSError as exc:
-        file.close()
-        discard(temp)
-        raise OutputError(
-            f"{path}: cannot write the rejects file ({exc.strerror or exc}); check the "
-            "directory is writable and has space"
-        ) from exc
-    except BaseException:
-        file.close()
-        discard(temp)
-        raise
-    publish(temp, file, path, force=replace)
-
-
-def fingerprint(valid: pl.DataFrame) -> str:
-    """SHA-256 (hex) of the (DeviceName, Nickname) sequence of ``valid``, in order.
-
-    Line numbers and other columns do not count, so re-saving the file with another layout
-    keeps the fingerprint. Each value is length-prefixed and a missing Nickname is marked
-    apart from any text, so two different sequences cannot encode to the same bytes.
-    """
-    name, nick = pl.col(_NAME), pl.col(_NICK)
-    encoded = pl.concat_str(
-        name.str.len_bytes().cast(pl.String),
-        pl.lit(":"),
-        name,
-        pl.when(nick.is_null())
-        .then(pl.lit("-"))
-        .otherwise(
-            pl.concat_str(pl.lit("+"), nick.str.len_bytes().cast(pl.String), pl.lit(":"), nick)
-        ),
-    ).str.join("")
-    digest = hashlib.sha256(_FINGERPRINT_DOMAIN)
-    for chunk in valid.select(name.fill_null(""), nick).iter_slices(_FINGERPRINT_SLICE):
-        text = chunk.select(encoded).item()
-        digest.update(text.encode("utf-8"))
-    return digest.hexdigest()
-
-
-# Kept for callers of the names this module used to define; the work is in input_files.
-file_kind = input_files.file_kind
-
-
-def check_readable(path: Path, kind: FileKind) -> None:
-    """Raise :class:`InputError` unless ``path`` can be read as a file of ``kind``."""
-    open_source(path, kind=kind)
-
-
-@contextlib.contextmanager
-def reading_errors(path: Path, kind: FileKind) -> Iterator[None]:
-    """Turn polars and OS errors met reading ``path`` into one-line :class:`InputError`."""
-    with input_files.reading_errors(input_files.Source(path, kind)):
-        yield
