@@ -317,6 +317,18 @@ class _Endpoint:
             )
 
 
+# Devices built ahead per step: about a millisecond of work, so a request waits at most
+# that long behind the builder (see World.prepare).
+_PREPARE_STEP = 300
+
+
+async def _prepare_devices(emulator: Emulator) -> None:
+    """Build the devices of applications being created ahead of their due time."""
+    while True:
+        built = emulator.world.prepare(_PREPARE_STEP)
+        await anyio.sleep(0.002 if built else 0.05)
+
+
 def create_app(config: EmulatorConfig, *, clock: Clock = time.time) -> Starlette:
     """A new emulator app with its own world; ``clock`` drives every timed behaviour."""
     emulator = Emulator(config, clock=clock)
@@ -327,7 +339,10 @@ def create_app(config: EmulatorConfig, *, clock: Clock = time.time) -> Starlette
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            yield
+            async with anyio.create_task_group() as background:
+                background.start_soon(_prepare_devices, emulator)
+                yield
+                background.cancel_scope.cancel()
         finally:
             emulator.close()
 

@@ -148,10 +148,25 @@ class Catalog:
         nickname: str | None = None,
         sn: str | None = None,
     ) -> Device:
+        device = self._build_device(product, name, now, secret=secret, nickname=nickname, sn=sn)
+        self._file(product, device)
+        return device
+
+    def _build_device(
+        self,
+        product: Product,
+        name: str,
+        now: float,
+        *,
+        secret: str | None = None,
+        nickname: str | None = None,
+        sn: str | None = None,
+    ) -> Device:
+        """A new device with its identifiers, not yet in the product."""
         iot_id = random_alnum(self.rng, 20) + "000100"
         while iot_id in self.devices_by_iot_id:
             iot_id = random_alnum(self.rng, 20) + "000100"
-        device = Device(
+        return Device(
             iot_id=iot_id,
             product_key=product.product_key,
             device_name=name,
@@ -160,9 +175,11 @@ class Catalog:
             nickname=nickname,
             sn=sn,
         )
-        product.devices[name] = device
-        self.devices_by_iot_id[iot_id] = device
-        return device
+
+    def _file(self, product: Product, device: Device) -> None:
+        """Make ``device`` part of ``product``."""
+        product.devices[device.device_name] = device
+        self.devices_by_iot_id[device.iot_id] = device
 
     def _add_one(self, product: Product, name: str, now: float, **extra: str | None) -> Device:
         if name in product.devices:

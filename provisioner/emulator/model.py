@@ -126,6 +126,9 @@ class Application:
     #: Created devices in creation order: the stable order of QueryPageByApplyId.
     devices: list[Device] = field(default_factory=list, repr=False)
     deleted_count: int = 0
+    #: Devices built ahead while the application is in CREATE (name -> device), not yet
+    #: in the product: the creation then only files them (see World.prepare).
+    prepared: dict[str, Device] = field(default_factory=dict, repr=False)
 
     def valid_names(self) -> list[str]:
         if self.status == CHECK_SUCCESS:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -69,6 +70,9 @@ class World(Catalog):
         self.next_apply_id = 1_295_006
         self._fail_check = config.fail_check_pattern()
         self._due: list[tuple[float, int, int]] = []
+        # Applications in CREATE whose devices may be built ahead, and how far along.
+        self._creating: deque[int] = deque()
+        self._cursor: dict[int, int] = {}
         self._seq = itertools.count()
 
     # --- loading (used by the store) ----------------------------------------------------
@@ -112,6 +116,38 @@ class World(Catalog):
             elif application.status == CREATE:
                 self._finish_create(application, due_at)
 
+    def prepare(self, limit: int) -> int:
+        """Build up to ``limit`` devices ahead for applications being created; how many.
+
+        Creating 10,000 devices at the moment an application is due takes tens of
+        milliseconds; done in one go it would stall the emulator, and the requests that
+        arrive meanwhile would be timestamped together, as a burst the client never
+        sent. The app calls this from a background task in small steps instead.
+        """
+        built = 0
+        while self._creating and built < limit:
+            apply_id = self._creating[0]
+            application = self.applications[apply_id]
+            names = application.names
+            start = self._cursor.get(apply_id, 0)
+            if application.status != CREATE or start >= len(names):
+                self._creating.popleft()
+                self._cursor.pop(apply_id, None)
+                continue
+            product = self.products[application.product_key]
+            stop = min(len(names), start + limit - built)
+            for name in names[start:stop]:
+                if name not in product.devices:
+                    application.prepared[name] = self._build_device(
+                        product,
+                        name,
+                        application.submitted_at,
+                        nickname=application.nicknames.get(name),
+                    )
+            built += stop - start
+            self._cursor[apply_id] = stop
+        return built
+
     def _finish_check(self, application: Application) -> None:
         product = self.products[application.product_key]
         failures: dict[str, str] = {}
@@ -136,11 +172,16 @@ class World(Catalog):
             elif rate > 0 and self.rng.random() < rate:
                 failures[name] = "The system failed to create the device."
             else:
-                device = self._new_device(
-                    product, name, at, nickname=application.nicknames.get(name)
-                )
+                device = application.prepared.get(name)
+                if device is None or device.iot_id in self.devices_by_iot_id:
+                    device = self._build_device(
+                        product, name, at, nickname=application.nicknames.get(name)
+                    )
+                device.created_at = at
+                self._file(product, device)
                 device.apply_id = application.apply_id
                 created.append(device)
+        application.prepared = {}
         application.devices.extend(created)
         application.failures = failures
         application.status = CREATE_FAILED if failures else CREATE_SUCCESS
@@ -179,6 +220,8 @@ class World(Catalog):
         self.next_apply_id += 1
         self.applications[application.apply_id] = application
         self._schedule(application)
+        if status == CREATE:
+            self._creating.append(application.apply_id)
         self._saved(application)
         return application
 
@@ -261,6 +304,7 @@ class World(Catalog):
         application.status = CREATE
         application.due_at = now + self.config.create_seconds
         self._schedule(application)
+        self._creating.append(application.apply_id)
         self._saved(application)
         return application
 

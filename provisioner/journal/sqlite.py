@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -186,6 +187,26 @@ def _prepare_file(path: Path) -> None:
         os.close(dir_fd)
 
 
+# Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is
+# locked" at once (its busy handler does not wait for this one) when two processes open
+# a new journal together (two factory lines started by one timer).
+_WAL_WAIT_SECONDS = 30.0
+
+
+def _into_wal(conn: sqlite3.Connection) -> None:
+    deadline = time.monotonic() + _WAL_WAIT_SECONDS
+    delay = 0.01
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
 class SqliteDb:
     """An open journal file with an up-to-date schema, and the clock its rows are stamped
     with (wall-clock seconds: compared across hosts for the lease)."""
@@ -211,7 +232,7 @@ class SqliteDb:
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open the journal {self.path}: {_why(exc)}") from exc
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _into_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:

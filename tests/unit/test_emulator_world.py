@@ -333,3 +333,22 @@ def test_store_keeps_state_across_restarts(tmp_path: Path) -> None:
     with pytest.raises(BusinessError):
         again.create_product(T0, "Prod_1", 0)
     store.close()
+
+
+def test_devices_built_ahead_are_invisible_until_the_application_is_created() -> None:
+    world = World(EmulatorConfig(create_seconds=1.0, check_seconds=0.0))
+    now = 1_000.0
+    pk = world.create_product(now, "Prepared_prod", 0).product_key
+    app = world.register_random(now, pk, 700)
+    assert world.prepare(300) == 300  # a step never builds more than it is allowed
+    assert world.prepare(300) == 300
+    assert world.prepare(300) == 100
+    assert world.prepare(300) == 0
+    assert world.products[pk].devices == {}  # built, not created
+    ahead = {name: d.device_secret for name, d in app.prepared.items()}
+    world.advance(now + 1.0)
+    assert app.status == "CREATE_SUCCESS"
+    created = {d.device_name: d.device_secret for d in app.devices}
+    assert created == ahead  # the creation filed the devices built ahead
+    assert set(world.products[pk].devices) == set(created)
+    assert app.prepared == {}

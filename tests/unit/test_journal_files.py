@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from provisioner.errors import JournalError
-from provisioner.journal import Journal
+from provisioner.journal import Journal, open_journal
 
 
 def _mode(path: Path) -> int:
@@ -80,3 +83,31 @@ def test_a_directory_in_place_of_the_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "journal.sqlite3").mkdir()
     with pytest.raises(JournalError, match="journal"):
         Journal(tmp_path / "journal.sqlite3")
+
+
+def test_processes_opening_a_new_journal_together_all_get_in(tmp_path: Path) -> None:
+    # Two factory lines started by one timer open the journal at the same moment; the
+    # switch of a new file to WAL must not answer one of them "database is locked".
+    code = (
+        "import sys, time\n"
+        "from provisioner.journal import open_journal\n"
+        "start = float(sys.argv[2])\n"
+        "time.sleep(max(0.0, start - time.time()))\n"
+        "with open_journal(sys.argv[1]) as j:\n"
+        "    j.plan_run(run_key=sys.argv[3], kind='k', product_key='a1', params={})\n"
+    )
+    for attempt in range(4):
+        path = tmp_path / f"j{attempt}" / "journal.sqlite3"
+        start = time.time() + 1.0  # every process waits for the same instant
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(path), str(start), f"key-{i}"],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(4)
+        ]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+        with open_journal(str(path)) as journal:
+            assert len(journal.list_runs()) == 4
